@@ -1,0 +1,3 @@
+from explain_plugin.cli import run
+
+run()

@@ -1,0 +1,94 @@
+"""The ``datum`` click group: its commands come from plugins."""
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+
+import click
+import pluggy
+
+from explain_plugin import __version__
+from explain_plugin.errors import CliError
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMAT = "%(asctime)s %(levelname)s: %(message)s"  # Datumaro's
+
+
+def _version_message() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        dm = version("datumaro")
+    except PackageNotFoundError:
+        dm = "not installed"
+    return f"datum (explain-plugin) {__version__}, datumaro {dm}"
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(_version_message())
+        ctx.exit()
+
+
+def make_cli(pm: pluggy.PluginManager | None = None) -> click.Group:
+    """Build the top-level group and let every plugin add its commands."""
+    from explain_plugin.plugins import get_plugin_manager
+
+    @click.group(
+        name="datum",
+        help="Dataset Framework: Datumaro's commands plus plugin commands "
+        "(projects, models, explanations).",
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    @click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+                  callback=_print_version, help="Show the versions and exit.")
+    @click.option("--loglevel", type=click.Choice(LOG_LEVELS), default="info", show_default=True,
+                  help="Logging level.")
+    def cli(loglevel: str) -> None:
+        logging.basicConfig(format=LOG_FORMAT)
+        logging.getLogger().setLevel(loglevel.upper())
+
+    cli.plugin_manager = pm or get_plugin_manager()
+    cli.plugin_manager.hook.register_commands(cli=cli)
+    return cli
+
+
+def main(argv: list[str] | None = None, pm: pluggy.PluginManager | None = None) -> int:
+    """Run ``datum``; user errors become one line on stderr and exit code 1."""
+    try:
+        cli = make_cli(pm)
+        result = cli.main(args=argv, prog_name="datum", standalone_mode=False,
+                          obj={"plugin_manager": cli.plugin_manager})
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        return 1
+    except CliError as e:
+        _debug_traceback()
+        click.echo(f"Error: {e}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        click.echo("Interrupted: finished work is kept; run the same command again to resume.",
+                   err=True)
+        return 130
+    except Exception as e:  # a bug or an unforeseen failure: still one line
+        _debug_traceback()
+        click.echo(f"Error: {type(e).__name__}: {e} (run with --loglevel debug for a traceback)",
+                   err=True)
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+def _debug_traceback() -> None:
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        traceback.print_exc()
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

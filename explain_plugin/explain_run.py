@@ -1,0 +1,133 @@
+"""One ``datum explain`` run: project -> model -> launcher -> method -> writer.
+
+Each finished item is recorded in ``run.json`` at once, so an interrupted run
+started again with the same command resumes at the first unfinished item.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from explain_plugin.errors import CliError
+
+# Parameters that change how a run looks or how fast it goes, not its results.
+_PRESENTATION_PARAMS = {"display", "batch_size"}
+
+
+def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir: str,
+                model_name: str, target_option: str | None, target: str | None,
+                output_dir: str | None, overwrite: bool) -> Path:
+    from explain_plugin.models import load_launcher
+    from explain_plugin.project import Project
+    from explain_plugin.targets import item_image, load_target
+    from explain_plugin.writers.images import ImageWriter
+    from explain_plugin.writers.manifest import RunManifest
+
+    if target_option and target and target_option != target:
+        raise CliError(f"two targets given ('{target_option}' and '{target}'): give one")
+    target_name = target_option or target or "project"
+    project = Project.open(project_dir)
+    model_entry = project.model(model_name)
+    resolved = load_target(project, target_name)
+
+    identity = {
+        "method": method_cls.name,
+        "model": {"name": model_name, **model_entry},
+        "target": str(resolved.image_path.resolve()) if resolved.image_path else target_name,
+        "parameters": {k: v for k, v in sorted(method_params.items())
+                       if k not in _PRESENTATION_PARAMS},
+    }
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode())
+    run_id = f"{method_cls.name}-{model_name}-{digest.hexdigest()[:8]}"
+    out_dir = Path(output_dir) if output_dir else project.root / "explanations" / run_id
+    manifest = RunManifest.open(out_dir, {**identity, "run_id": run_id}, restart=overwrite)
+
+    launcher = load_launcher(project, model_name)
+    method = method_cls(**method_params)
+    writer = ImageWriter(out_dir)
+    display = _Display() if method_params.get("display") else None
+    started = time.perf_counter()
+    explained = skipped = 0
+    for item in resolved.dataset:
+        key = f"{item.subset}/{item.id}" if item.subset and item.subset != "default" else item.id
+        if manifest.done(key):
+            skipped += 1
+            continue
+        stem = resolved.image_path.stem if resolved.image_path else key
+        image = item_image(item)
+        item_started = time.perf_counter()
+        with _progress_bar(key, method_params.get("max_samples")) as update:
+            for snap in method.explain(launcher, image, progress=update):
+                if snap.final:
+                    files = writer.write_final(stem, image, snap)
+                elif method_params.get("progressive"):
+                    files = writer.write_snapshot(stem, image, snap)
+                if display is not None:
+                    display.show(image, snap)
+        manifest.record(key, {
+            "files": files,
+            "masks_used": snap.masks_used,
+            "converged": snap.converged,
+            "seconds": round(time.perf_counter() - item_started, 4),
+            "targets": [{"label": t.label, "name": t.name, "score": t.score, "box": t.box}
+                        for t in snap.targets],
+        })
+        explained += 1
+    manifest.finish({"seconds": time.perf_counter() - started})
+    note = f" ({skipped} already done)" if skipped else ""
+    click.echo(f"Explained {explained} item(s){note}; results saved to '{out_dir}'")
+    return out_dir
+
+
+class _progress_bar:
+    """Masks done and ETA on a terminal; silent otherwise."""
+
+    def __init__(self, key: str, total: int | None):
+        self.key, self.total, self.bar = key, total, None
+
+    def __enter__(self):
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, desc=str(self.key), unit="mask", leave=False)
+
+        def update(done: int, total: int) -> None:
+            if self.bar is not None:
+                self.bar.total = total
+                self.bar.update(done - self.bar.n)
+        return update
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _Display:
+    """Shows maps as they build, where OpenCV has a GUI; says so once where it has none."""
+
+    def __init__(self):
+        import cv2
+
+        info = cv2.getBuildInformation()
+        gui = next((line for line in info.splitlines() if line.strip().startswith("GUI:")), "")
+        self.enabled = bool(gui) and "NONE" not in gui.upper()
+        if not self.enabled:
+            click.echo("--display: this OpenCV build has no GUI support (headless); "
+                       "use --progressive to save the intermediate maps instead", err=True)
+
+    def show(self, image, snap) -> None:
+        if not self.enabled:
+            return
+        import cv2
+
+        from explain_plugin.writers.images import overlay, upsample
+
+        sal = upsample(snap.maps[:1], *image.shape[:2])[0]
+        cv2.imshow("datum explain", overlay(image, sal, snap.targets[0]))
+        cv2.waitKey(1)

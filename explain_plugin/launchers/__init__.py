@@ -1,0 +1,1 @@
+"""Model launchers: a model plus its interpreter script, as predictions."""

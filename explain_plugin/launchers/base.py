@@ -1,0 +1,75 @@
+"""The launcher interface every explanation method sees models through."""
+from __future__ import annotations
+
+import argparse
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Iterable, Iterator, Sequence
+
+import numpy as np
+
+
+class Launcher(ABC):
+    """A model that turns batches of images into Datumaro annotations.
+
+    Class side (used by ``datum model add``): ``NAME``, ``build_cmdline_parser``,
+    ``parse_cmdline`` and ``copy_model``. Options are stored in the project
+    config verbatim and passed back as keyword arguments to ``__init__``.
+
+    Instance side (used by methods and ``datum model run``): ``categories``,
+    ``input_size``, ``layout``, ``batch_size`` and ``stream``.
+    """
+
+    NAME: ClassVar[str]
+
+    @classmethod
+    @abstractmethod
+    def build_cmdline_parser(cls, **kwargs: Any) -> argparse.ArgumentParser:
+        """The parser of the ``-- ARGS`` that follow ``datum model add -l NAME``."""
+
+    @classmethod
+    def parse_cmdline(cls, args: Sequence[str]) -> dict:
+        """Parse ``-- ARGS`` into the options dict stored in the project."""
+        from explain_plugin.cli_args import parse_plugin_args
+
+        parser = cls.build_cmdline_parser(prog=f"datum model add -l {cls.NAME} --")
+        return parse_plugin_args(parser, args, f"launcher '{cls.NAME}'")
+
+    @classmethod
+    def copy_model(cls, model_dir: Path, options: dict) -> dict:
+        """Copy the model files into ``model_dir``; return options naming the copies."""
+        raise NotImplementedError(f"launcher '{cls.NAME}' cannot copy its model files")
+
+    # Instance side ------------------------------------------------------
+    categories: Any  # datumaro LabelCategories: label names, index = label id
+
+    @property
+    @abstractmethod
+    def input_size(self) -> tuple[int, int]:
+        """Model input (height, width)."""
+
+    @property
+    def layout(self) -> str:
+        return "NCHW"
+
+    @property
+    def batch_size(self) -> int:
+        """A batch size that keeps the device busy (what methods should feed)."""
+        return 1
+
+    @abstractmethod
+    def stream(self, batches: Iterable[Sequence[np.ndarray]]) -> Iterator[list[list[Any]]]:
+        """Infer batches of HWC BGR images; yield, per batch and in order, one
+        list of annotations per image.
+
+        Implementations keep several batches in flight, so a caller that
+        generates the next batch while the device works gets overlap for free.
+        """
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[list[Any]]:
+        """Annotations for one batch of images."""
+        return next(iter(self.stream([images])))
+
+    def describe(self) -> dict:
+        """Inputs, outputs and categories, for ``datum model info``."""
+        return {"labels": [c.name for c in self.categories]}

@@ -1,0 +1,287 @@
+"""Load an interpreter script of any Datumaro generation behind one adapter.
+
+Kinds (``Interpreter.kind``):
+
+- ``"0.x"``: module-level ``process_outputs(inputs, outputs)``, optional
+  ``get_categories()`` and ``normalize(inputs)``.
+- ``"1.0"``: one ``IModelInterpreter`` subclass with ``process_outputs``
+  (optionally ``get_categories``, ``normalize``, ``resize``).
+- ``"1.4"``: a subclass with ``preprocess(img: np.ndarray)`` and ``postprocess``.
+- ``"1.5"``: a subclass with ``preprocess(inp: DatasetItem)`` and ``postprocess``.
+
+The first two are *batch* interpreters (the launcher resizes, the script sees
+the whole batch); the last two are *item* interpreters (the script prepares and
+reads each image). Scripts load and run with the ``compat`` modules in place;
+every failure becomes a one-line ``CliError`` naming the script and function.
+"""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import itertools
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+from datumaro.components.annotation import Annotation, AnnotationType, Label, LabelCategories
+from datumaro.components.dataset_base import DatasetItem
+from datumaro.components.media import Image
+
+from explain_plugin.errors import CliError
+
+from .compat import IModelInterpreter, compat_imports, patch_namespace
+
+__all__ = [
+    "Interpreter",
+    "BatchInterpreter",
+    "ItemInterpreter",
+    "load_interpreter",
+    "builtin_interpreter",
+]
+
+_counter = itertools.count()
+
+
+class Interpreter:
+    """Common side of both interpreter protocols."""
+
+    kind: str
+
+    def __init__(self, path: Path, obj: Any):
+        self.path = Path(path)
+        self.name = self.path.name
+        self._obj = obj
+
+    @contextmanager
+    def calling(self, func: str) -> Iterator[None]:
+        """Run script code: compat modules in place, errors as one-line CliErrors."""
+        try:
+            with compat_imports():
+                yield
+        except CliError:
+            raise
+        except Exception as exc:  # user code: anything can happen
+            raise CliError(f"{self.name}: {func}() failed: {type(exc).__name__}: {exc}") from exc
+
+    def _fn(self, name: str):
+        fn = getattr(self._obj, name, None)
+        return fn if callable(fn) else None
+
+    def get_categories(self) -> dict:
+        """The script's categories (``{AnnotationType: Categories}``), {} when none."""
+        fn = self._fn("get_categories")
+        if fn is None:
+            return {}
+        with self.calling("get_categories"):
+            cats = fn()
+        if cats is None:
+            return {}
+        if isinstance(cats, LabelCategories):
+            return {AnnotationType.label: cats}
+        if not isinstance(cats, dict):
+            raise CliError(
+                f"{self.name}: get_categories() must return {{AnnotationType.label: "
+                f"LabelCategories}}, got {type(cats).__name__}"
+            )
+        return cats
+
+    def check_item(self, anns: Any, func: str) -> list[Annotation]:
+        """One image's result must be a list of annotations."""
+        if not isinstance(anns, (list, tuple)) or not all(isinstance(a, Annotation) for a in anns):
+            got = type(anns).__name__
+            if isinstance(anns, (list, tuple)):
+                got = f"a list holding {type(next(a for a in anns if not isinstance(a, Annotation))).__name__}"
+            raise CliError(f"{self.name}: {func}() must return a list of annotations per image, got {got}")
+        return list(anns)
+
+
+class BatchInterpreter(Interpreter):
+    """Datumaro 0.x / 1.0-1.3 protocol: the launcher resizes, the script reads a batch."""
+
+    def __init__(self, path: Path, obj: Any, kind: str):
+        super().__init__(path, obj)
+        self.kind = kind
+        if self._fn("process_outputs") is None:
+            raise CliError(f"{self.name}: no process_outputs(inputs, outputs) function")
+
+    def resize(self, nhwc: np.ndarray) -> np.ndarray:
+        """1.0-1.3 ``resize(inputs)`` hook on the NHWC batch (identity when absent)."""
+        fn = self._fn("resize")
+        if fn is None:
+            return nhwc
+        with self.calling("resize"):
+            out = fn(nhwc)
+        return nhwc if out is None else np.asarray(out)
+
+    def normalize(self, batch: np.ndarray) -> np.ndarray:
+        """``normalize(inputs)`` on the model-layout batch (identity when absent;
+        a script returning None normalised in place)."""
+        fn = self._fn("normalize")
+        if fn is None:
+            return batch
+        with self.calling("normalize"):
+            out = fn(batch)
+        return batch if out is None else np.asarray(out)
+
+    def process_outputs(self, inputs: Any, outputs: Any, count: int) -> list[list[Annotation]]:
+        """Call ``process_outputs`` and check it gave one annotation list per image."""
+        with self.calling("process_outputs"):
+            results = self._obj.process_outputs(inputs, outputs)
+        if not isinstance(results, (list, tuple)):
+            raise CliError(
+                f"{self.name}: process_outputs() must return a list with one list of annotations "
+                f"per image ({count}), got {type(results).__name__}"
+            )
+        if results and all(isinstance(r, Annotation) for r in results):
+            raise CliError(
+                f"{self.name}: process_outputs() must return one list of annotations per image "
+                f"({count}), got a flat list of {len(results)} annotations"
+            )
+        if len(results) != count:
+            raise CliError(
+                f"{self.name}: process_outputs() must return one list of annotations per image: "
+                f"expected {count}, got {len(results)}"
+            )
+        return [self.check_item(r, "process_outputs") for r in results]
+
+
+class ItemInterpreter(Interpreter):
+    """Datumaro 1.4-1.11 protocol: ``preprocess`` and ``postprocess`` per image."""
+
+    def __init__(self, path: Path, obj: Any, takes_item: bool):
+        super().__init__(path, obj)
+        self.takes_item = takes_item
+        self.kind = "1.5" if takes_item else "1.4"
+
+    def preprocess(self, image: np.ndarray, index: int = 0) -> tuple[Any, Any]:
+        """``(input, info)`` for one HWC BGR image."""
+        arg = DatasetItem(id=str(index), media=Image.from_numpy(data=image)) if self.takes_item else image
+        with self.calling("preprocess"):
+            out = self._obj.preprocess(arg)
+        if not isinstance(out, tuple) or len(out) != 2:
+            raise CliError(
+                f"{self.name}: preprocess() must return a tuple (input, info), got {type(out).__name__}"
+            )
+        return out
+
+    def postprocess(self, pred: dict, info: Any) -> list[Annotation]:
+        with self.calling("postprocess"):
+            anns = self._obj.postprocess(pred, info)
+        return self.check_item(anns, "postprocess")
+
+
+def _takes_item(method) -> bool:
+    """Whether ``preprocess`` wants a DatasetItem (1.5+) or an ndarray (1.4)."""
+    try:
+        params = list(inspect.signature(method).parameters.values())
+    except (TypeError, ValueError):
+        return True
+    if not params:
+        return True
+    param = params[0]
+    hint = param.annotation
+    text = hint if isinstance(hint, str) else getattr(hint, "__name__", repr(hint))
+    if hint is not inspect.Parameter.empty:
+        if "DatasetItem" in text:
+            return True
+        if "ndarray" in text or "array" in text.lower():
+            return False
+    # Datumaro named it ``img`` in 1.4 and ``inp`` in 1.5+; default to the latest.
+    return param.name.lower() not in {"img", "image", "im", "x", "array"}
+
+
+def _load_module(path: Path):
+    name = f"_explain_interpreter_{next(_counter)}_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise CliError(f"{path.name}: cannot load the interpreter script (not a Python file?)")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling in scripts look their module up
+    try:
+        with compat_imports():
+            spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise CliError(f"{path.name}: syntax error on line {exc.lineno}: {exc.msg}") from exc
+    except Exception as exc:
+        raise CliError(
+            f"{path.name}: loading the interpreter script failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    patch_namespace(vars(module))
+    return module
+
+
+def load_interpreter(path: str | Path) -> Interpreter:
+    """Load ``path`` and wrap it in the adapter of its Datumaro generation."""
+    path = Path(path)
+    if not path.is_file():
+        raise CliError(f"interpreter script '{path}' not found")
+    module = _load_module(path)
+
+    classes = {
+        obj
+        for _, obj in inspect.getmembers(module, inspect.isclass)
+        if issubclass(obj, IModelInterpreter) and obj is not IModelInterpreter
+    }
+    if len(classes) > 1:
+        names = ", ".join(sorted(c.__name__ for c in classes))
+        raise CliError(
+            f"{path.name}: expected exactly one IModelInterpreter subclass, found {len(classes)} ({names})"
+        )
+    if not classes:
+        if not callable(getattr(module, "process_outputs", None)):
+            raise CliError(
+                f"{path.name}: expected a process_outputs(inputs, outputs) function "
+                "or one IModelInterpreter subclass, found neither"
+            )
+        return BatchInterpreter(path, module, "0.x")
+
+    (cls,) = classes
+    try:
+        with compat_imports():
+            obj = cls()
+    except Exception as exc:
+        raise CliError(
+            f"{path.name}: {cls.__name__}() failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    has = {n for n in ("preprocess", "postprocess", "process_outputs") if callable(getattr(obj, n, None))}
+    if {"preprocess", "postprocess"} <= has:
+        return ItemInterpreter(path, obj, _takes_item(obj.preprocess))
+    if "process_outputs" in has:
+        return BatchInterpreter(path, obj, "1.0")
+    raise CliError(
+        f"{path.name}: {cls.__name__} must define preprocess() and postprocess() "
+        "(Datumaro 1.4+) or process_outputs() (Datumaro 1.0-1.3)"
+    )
+
+
+class _ClassScores:
+    """No script given: a single [N,C] output read as class scores."""
+
+    def __init__(self, num_classes: int):
+        self.num_classes = num_classes
+
+    def get_categories(self) -> dict:
+        return {AnnotationType.label: LabelCategories.from_iterable(map(str, range(self.num_classes)))}
+
+    def process_outputs(self, inputs, outputs):
+        x = np.asarray(outputs, np.float64).reshape(len(outputs), -1)
+        # Probabilities pass through; anything else (logits) goes through a softmax.
+        if not ((x >= 0).all() and np.allclose(x.sum(axis=1), 1, atol=1e-3)):
+            x = np.exp(x - x.max(axis=1, keepdims=True))
+            x /= x.sum(axis=1, keepdims=True)
+        return [[Label(c, attributes={"score": float(p)}) for c, p in enumerate(row)] for row in x]
+
+
+def builtin_interpreter(model) -> BatchInterpreter:
+    """The interpreter used without ``-i``: one Label with a score per class, for
+    models with a single [N,C] output; other models need a script."""
+    outputs = model.outputs
+    shape = outputs[0].get_partial_shape() if len(outputs) == 1 else None
+    if shape is None or not shape.rank.is_static or len(shape) != 2 or not shape[1].is_static:
+        raise CliError(
+            "no interpreter script given (-i) and the model's output is not one [N, C] "
+            "class-score tensor: pass an interpreter script"
+        )
+    return BatchInterpreter(Path("<no interpreter: class scores>"), _ClassScores(shape[1].get_length()), "builtin")

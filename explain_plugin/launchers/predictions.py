@@ -1,0 +1,106 @@
+"""Datumaro annotations returned by interpreters -> arrays the methods compute on."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from datumaro.components.annotation import Annotation, Bbox, Label
+
+from explain_plugin.errors import CliError
+
+__all__ = ["Detections", "scores_from_annotations", "detections_from_annotations"]
+
+
+@dataclass
+class Detections:
+    """The boxes of one image, in original image coordinates."""
+
+    boxes: np.ndarray  # [K,4] float32 x1, y1, x2, y2
+    labels: np.ndarray  # [K] int64
+    scores: np.ndarray  # [K] float32
+    probs: np.ndarray | None = None  # [K,C] float32 per-class probabilities, when given
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    @classmethod
+    def empty(cls, num_classes: int | None = None) -> "Detections":
+        probs = None if num_classes is None else np.zeros((0, num_classes), np.float32)
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32), probs)
+
+
+def _label_id(ann: Annotation, num_classes: int, source: str) -> int:
+    label = ann.label
+    if label is None or not 0 <= label < num_classes:
+        raise CliError(
+            f"{source}: returned a {type(ann).__name__} with label {label!r}, "
+            f"outside the model's {num_classes} categories (ids 0..{num_classes - 1})"
+        )
+    return int(label)
+
+
+def _score(ann: Annotation, source: str) -> float:
+    try:
+        return float(ann.attributes["score"])
+    except (KeyError, TypeError, ValueError):
+        raise CliError(
+            f"{source}: returned a {type(ann).__name__} (label {ann.label}) without a numeric "
+            "'score' attribute; expected e.g. attributes={'score': p}"
+        ) from None
+
+
+def scores_from_annotations(
+    batch_anns: Sequence[Sequence[Annotation]], num_classes: int, *, source: str = "interpreter"
+) -> np.ndarray:
+    """[B,C] float32 class scores from each image's ``Label`` annotations.
+
+    A Label gives its class the ``score`` attribute; one carrying a ``scores``
+    vector of length C (as Datumaro's classic samples return with the top-1
+    label) fills the whole row. Classes without a Label score 0; other
+    annotation types are ignored.
+    """
+    scores = np.zeros((len(batch_anns), num_classes), np.float32)
+    for row, anns in zip(scores, batch_anns):
+        for ann in anns:
+            if not isinstance(ann, Label):
+                continue
+            vector = ann.attributes.get("scores")
+            if "score" not in ann.attributes and vector is not None:
+                vector = np.asarray(vector, np.float32).reshape(-1)
+                if vector.shape != (num_classes,):
+                    raise CliError(
+                        f"{source}: a Label's 'scores' attribute has {vector.size} values, "
+                        f"expected one per category ({num_classes})"
+                    )
+                np.maximum(row, vector, out=row)
+                continue
+            label = _label_id(ann, num_classes, source)
+            row[label] = max(row[label], _score(ann, source))
+    return scores
+
+
+def detections_from_annotations(
+    anns: Sequence[Annotation], num_classes: int, *, source: str = "interpreter"
+) -> Detections:
+    """The ``Bbox`` annotations of one image as arrays (other types are ignored).
+
+    ``probs`` is filled when every box carries a ``probs`` attribute of length C.
+    """
+    boxes = [a for a in anns if isinstance(a, Bbox)]
+    if not boxes:
+        return Detections.empty()
+    labels = np.array([_label_id(b, num_classes, source) for b in boxes], np.int64)
+    scores = np.array([_score(b, source) for b in boxes], np.float32)
+    xyxy = np.array([b.points for b in boxes], np.float32).reshape(-1, 4)
+    probs = None
+    if all("probs" in b.attributes for b in boxes):
+        rows = [np.asarray(b.attributes["probs"], np.float32).reshape(-1) for b in boxes]
+        bad = next((r.size for r in rows if r.size != num_classes), None)
+        if bad is not None:
+            raise CliError(
+                f"{source}: a Bbox's 'probs' attribute has {bad} values, "
+                f"expected one per category ({num_classes})"
+            )
+        probs = np.stack(rows)
+    return Detections(xyxy, labels, scores, probs)

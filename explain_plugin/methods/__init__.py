@@ -1,0 +1,1 @@
+"""Explanation methods: one module each, over shared mask, target and scoring code."""

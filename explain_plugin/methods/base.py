@@ -1,0 +1,88 @@
+"""What every explanation method shares: its interface, what it yields, its options."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Iterator
+
+import click
+import numpy as np
+
+
+@dataclass
+class ExplainedTarget:
+    """One thing a map explains: a class (classification) or a detected box."""
+
+    label: int
+    name: str
+    score: float
+    box: tuple[float, float, float, float] | None = None  # x1, y1, x2, y2 in image pixels
+
+    @property
+    def key(self) -> str:
+        return self.name if self.box is None else f"{self.name}"
+
+
+@dataclass
+class Snapshot:
+    """Maps after ``masks_used`` samples; the last one a method yields has ``final``."""
+
+    maps: np.ndarray  # float32 [T, h, w] in [0, 1], h x w at the image's aspect ratio
+    targets: list[ExplainedTarget]
+    masks_used: int
+    final: bool = False
+    converged: bool = False
+    # Unnormalised saliency E[weight | pixel kept] and the mean weight E[weight]
+    # (where a method has them): raw - baseline > 0 marks evidence for a target.
+    raw: np.ndarray | None = None
+    baseline: np.ndarray | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+ProgressFn = Callable[[int, int], None]  # (masks done, masks planned)
+
+
+class ExplainMethod(ABC):
+    """A method: ``datum explain ... NAME [options]``.
+
+    ``options()`` are the method's click options; the CLI passes their values to
+    ``__init__``. ``explain`` streams batches through one launcher and yields
+    snapshots, the last one final; it never holds more than a few batches.
+    """
+
+    name: ClassVar[str]
+    help: ClassVar[str] = ""
+
+    @classmethod
+    @abstractmethod
+    def options(cls) -> list[click.Parameter]:
+        """The method's click options (after the method name on the command line)."""
+
+    def __init__(self, **params: Any):
+        self.params = params
+
+    @classmethod
+    def with_defaults(cls, **params: Any) -> "ExplainMethod":
+        """The method with its command-line defaults, overridden by ``params``
+        (for use from Python)."""
+        command = click.Command(cls.name, params=cls.options())
+        defaults = command.make_context(cls.name, [], resilient_parsing=False).params
+        unknown = set(params) - set(defaults)
+        if unknown:
+            raise TypeError(f"{cls.name}: unknown parameters {sorted(unknown)}")
+        return cls(**{**defaults, **params})
+
+    @abstractmethod
+    def explain(self, launcher, image: np.ndarray, progress: ProgressFn | None = None
+                ) -> Iterator[Snapshot]:
+        """Explain one HWC BGR image; yield snapshots, the last with ``final=True``."""
+
+
+def normalize_maps(maps: np.ndarray) -> np.ndarray:
+    """Min-max normalise each map to [0, 1]; a constant map becomes zeros, never NaN."""
+    flat = maps.reshape(maps.shape[0], -1)
+    lo = flat.min(axis=1, keepdims=True)
+    span = flat.max(axis=1, keepdims=True) - lo
+    safe = np.where(span > 0, span, 1.0)
+    out = np.where(span > 0, (flat - lo) / safe, 0.0).astype(np.float32)
+    return out.reshape(maps.shape)

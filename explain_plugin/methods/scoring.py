@@ -1,0 +1,119 @@
+"""How much a masked image still says about each target: the weights of RISE and D-RISE.
+
+``ClassScorer``: the target classes' scores. ``BoxScorer`` (D-RISE, Petsiuk et
+al. 2021): for each target box, the max over the masked image's detections of
+IoU x class similarity (cosine of probability vectors where the interpreter
+gives them, else same label x score).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from explain_plugin.launchers.predictions import (
+    Detections, detections_from_annotations, scores_from_annotations,
+)
+from explain_plugin.methods.base import ExplainedTarget
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix [len(a), len(b)] of xyxy boxes."""
+    tl = np.maximum(a[:, None, :2], b[None, :, :2])
+    br = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(br - tl, 0, None), axis=2)
+    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
+    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0).astype(np.float32)
+
+
+class ClassScorer:
+    """Weights = the scores of the target classes."""
+
+    def __init__(self, class_ids: np.ndarray, num_classes: int):
+        self.class_ids = np.asarray(class_ids, dtype=np.int64)
+        self.num_classes = num_classes
+
+    def __call__(self, batch_anns: Sequence[list]) -> np.ndarray:
+        """[T, B] float32."""
+        scores = scores_from_annotations(batch_anns, self.num_classes)
+        return np.ascontiguousarray(scores[:, self.class_ids].T, dtype=np.float32)
+
+
+class BoxScorer:
+    """Weights = max over detections of IoU(target, det) x class similarity."""
+
+    def __init__(self, targets: Detections, num_classes: int, iou_thresh: float = 0.0):
+        self.targets = targets
+        self.num_classes = num_classes
+        self.iou_thresh = float(iou_thresh)
+
+    def __call__(self, batch_anns: Sequence[list]) -> np.ndarray:
+        t = self.targets
+        weights = np.zeros((len(batch_anns), len(t.labels)), dtype=np.float32)
+        dets = [detections_from_annotations(anns, self.num_classes) for anns in batch_anns]
+        counts = [len(d.labels) for d in dets]
+        if not sum(counts) or not len(t.labels):
+            return weights.T.copy()
+        image_idx = np.repeat(np.arange(len(dets)), counts)
+        boxes = np.concatenate([d.boxes for d in dets])
+        labels = np.concatenate([d.labels for d in dets])
+        scores = np.concatenate([d.scores for d in dets])
+        iou = box_iou(t.boxes, boxes)  # [T, K]
+        iou[iou < self.iou_thresh] = 0.0
+        have_probs = t.probs is not None and all(d.probs is not None for d in dets if len(d.labels))
+        if have_probs:
+            probs = np.concatenate([d.probs for d in dets if len(d.labels)])
+            sim = _cosine(t.probs, probs)
+        else:
+            sim = (t.labels[:, None] == labels[None, :]) * scores[None, :]
+        np.maximum.at(weights, image_idx, (iou * sim).T.astype(np.float32))
+        return weights.T.copy()
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    na = np.linalg.norm(a, axis=1, keepdims=True)
+    nb = np.linalg.norm(b, axis=1, keepdims=True)
+    return (a / np.maximum(na, 1e-12)) @ (b / np.maximum(nb, 1e-12)).T
+
+
+def nms_keep(det: Detections, iou_thresh: float) -> np.ndarray:
+    """Indices kept by per-label NMS (OpenCV's), best first."""
+    import cv2
+
+    if not len(det.labels):
+        return np.zeros(0, dtype=np.int64)
+    xywh = np.concatenate([det.boxes[:, :2], det.boxes[:, 2:] - det.boxes[:, :2]], axis=1)
+    keep = cv2.dnn.NMSBoxesBatched(xywh.tolist(), det.scores.tolist(), det.labels.tolist(),
+                                   0.0, float(iou_thresh))
+    keep = np.asarray(keep, dtype=np.int64).reshape(-1)
+    return keep[np.argsort(-det.scores[keep], kind="stable")]
+
+
+def subset(det: Detections, idx: np.ndarray) -> Detections:
+    return Detections(
+        boxes=det.boxes[idx], labels=det.labels[idx], scores=det.scores[idx],
+        probs=None if det.probs is None else det.probs[idx],
+    )
+
+
+def box_targets(det: Detections, label_names: Sequence[str], scale: tuple[float, float]
+                ) -> list[ExplainedTarget]:
+    """Targets for detections; ``scale`` (sx, sy) maps boxes back to the original image."""
+    sx, sy = scale
+    return [
+        ExplainedTarget(int(l), _name(label_names, int(l)), float(s),
+                        (float(b[0] * sx), float(b[1] * sy), float(b[2] * sx), float(b[3] * sy)))
+        for b, l, s in zip(det.boxes, det.labels, det.scores)
+    ]
+
+
+def class_targets(class_ids: np.ndarray, scores: np.ndarray, label_names: Sequence[str]
+                  ) -> list[ExplainedTarget]:
+    return [ExplainedTarget(int(c), _name(label_names, int(c)), float(scores[c]))
+            for c in class_ids]
+
+
+def _name(label_names: Sequence[str], label: int) -> str:
+    return label_names[label] if 0 <= label < len(label_names) else str(label)

@@ -1,0 +1,1 @@
+"""Sample models and interpreter scripts for tests and demos."""

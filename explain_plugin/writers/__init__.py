@@ -1,0 +1,1 @@
+"""Writers: explanation results to files, one item at a time, atomically."""

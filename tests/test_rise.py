@@ -1,0 +1,233 @@
+"""RISE and D-RISE on known-answer models: the right regions light up, deterministically."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from explain_plugin.launchers.openvino import OpenVinoLauncher
+from explain_plugin.methods.rise import Rise, working_size
+from explain_plugin.samples import known_answer
+
+SAMPLE = Path(__file__).parents[1] / "sample_projects" / "known_answer"
+
+
+def rise(**params) -> Rise:
+    return Rise.with_defaults(**params)
+
+
+def final(method: Rise, launcher, image):
+    snaps = list(method.explain(launcher, image))
+    assert snaps[-1].final
+    return snaps
+
+
+@pytest.fixture(scope="module")
+def classifier(known_models):
+    xml = known_models["classifier"]
+    return OpenVinoLauncher(description=str(xml), weights=str(xml.with_suffix(".bin")),
+                            interpreter=str(known_models["classifier_0x"]))
+
+
+@pytest.fixture(scope="module")
+def detector(known_models):
+    xml = known_models["detector"]
+    return OpenVinoLauncher(description=str(xml), weights=str(xml.with_suffix(".bin")),
+                            interpreter=str(known_models["detector_0x"]))
+
+
+def grey_noise(h: int, w: int, seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(100, 156, (h, w, 3), dtype=np.uint8)
+
+
+def test_each_class_lights_up_its_own_region(classifier):
+    image = grey_noise(96, 144)  # non-square, not the model's 48x64 aspect
+    snap = final(rise(max_samples=2000, targets="all", seed=1), classifier, image)[-1]
+    assert [t.name for t in snap.targets] == known_answer.CLASSIFIER_LABELS
+    h, w = snap.maps.shape[1:]
+    regions = known_answer.classifier_region_masks(h, w)
+    for k, (saliency, raw, baseline) in enumerate(zip(snap.maps, snap.raw, snap.baseline)):
+        assert np.isfinite(saliency).all()
+        positive = np.clip(raw - baseline, 0, None)  # evidence above the mean score
+        share = positive[regions[k]].sum() / positive.sum()
+        assert share >= 0.9, (k, share)
+        assert saliency[regions[k]].mean() > 2.5 * saliency[~regions[k]].mean()
+
+
+def test_each_box_map_peaks_inside_its_box(detector):
+    image = grey_noise(120, 100)
+    snap = final(rise(max_samples=1000, seed=2), detector, image)[-1]
+    assert len(snap.targets) == 3
+    h, w = snap.maps.shape[1:]
+    for target, saliency in zip(snap.targets, snap.maps):
+        y, x = np.unravel_index(np.argmax(saliency), saliency.shape)
+        x1, y1, x2, y2 = target.box
+        assert x1 <= (x + 0.5) * 100 / w <= x2 and y1 <= (y + 0.5) * 120 / h <= y2, target
+
+
+def test_same_seed_same_maps_other_seed_other_maps(classifier):
+    image = grey_noise(60, 80)
+    a = final(rise(max_samples=200, seed=7), classifier, image)[-1].maps
+    b = final(rise(max_samples=200, seed=7, batch_size=3), classifier, image)[-1].maps
+    c = final(rise(max_samples=200, seed=8), classifier, image)[-1].maps
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert np.abs(a - c).max() > 1e-2
+
+
+def test_progressive_final_equals_plain(classifier):
+    image = grey_noise(50, 70)
+    plain = final(rise(max_samples=300, seed=4, snapshot_every=50), classifier, image)
+    progressive = final(rise(max_samples=300, seed=4, progressive=True, snapshot_every=50),
+                        classifier, image)
+    assert len(plain) == 1 and len(progressive) == 6
+    assert [s.masks_used for s in progressive] == [50, 100, 150, 200, 250, 300]
+    np.testing.assert_array_equal(plain[-1].maps, progressive[-1].maps)
+
+
+def test_converge_stops_early(classifier):
+    snaps = final(rise(max_samples=4000, seed=4, converge=0.01, snapshot_every=100),
+                  classifier, grey_noise(50, 70))
+    assert snaps[-1].converged and snaps[-1].masks_used < 4000
+
+
+def build_constant_model(out: Path) -> Path:
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    x = ops.parameter([-1, 3, 32, 32], np.float32, name="input")
+    zero = ops.multiply(ops.reduce_mean(x, [1, 2, 3], keep_dims=False), np.float32(0))
+    logits = ops.add(ops.unsqueeze(zero, [1]), np.full((1, 4), 100.0, np.float32))  # NaN bait
+    xml = out / "constant.xml"
+    ov.save_model(ov.Model([logits], [x], "constant"), xml, compress_to_fp16=False)
+    return xml
+
+
+def test_constant_model_gives_no_nan(tmp_path, known_models):
+    xml = build_constant_model(tmp_path)
+    launcher = OpenVinoLauncher(description=str(xml), interpreter=str(known_models["classifier_0x"]))
+    snap = final(rise(max_samples=64, targets="all"), launcher, grey_noise(40, 40))[-1]
+    assert np.isfinite(snap.maps).all()
+    assert (snap.maps == 0).all()
+    assert all(np.isfinite(t.score) for t in snap.targets)
+
+
+@pytest.mark.parametrize("mask_value", ["0", "mean", "blur"])
+def test_mask_values(classifier, mask_value):
+    image = np.full((64, 96, 3), 70, np.uint8)
+    image[:32, 48:] = 190  # top_right differs from the mean and from a blur of it
+    snap = final(rise(max_samples=500, mask_value=mask_value, targets="top_right", seed=5),
+                 classifier, image)[-1]
+    h, w = snap.maps.shape[1:]
+    region = known_answer.classifier_region_masks(h, w)[1]
+    assert snap.maps[0][region].mean() > 2 * snap.maps[0][~region].mean()
+
+
+def test_large_photo_is_masked_at_model_scale():
+    assert working_size((3000, 4000), (48, 64)) == (48, 64)
+    assert working_size((3000, 4000), (224, 224)) == (224, 299)
+    assert working_size((100, 120), (224, 224)) == (100, 120)
+
+
+# The command, as users run it ------------------------------------------------
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    dst = tmp_path / "known_answer"
+    shutil.copytree(SAMPLE, dst, ignore=shutil.ignore_patterns("explanations"))
+    return dst
+
+
+def test_datumaro_command_line_works_on_the_sample_project(datum, project):
+    image = project / "images" / "top_right.png"
+    result = datum("explain", "-p", project, "-t", image, "-m", "classifier", "rise",
+                   "--max-samples", "1000")
+    assert result.code == 0, result
+    run_dir = next((project / "explanations").iterdir())
+    assert str(run_dir) in result.out
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["status"] == "complete" and manifest["parameters"]["max_samples"] == 1000
+    assert manifest["items"]["top_right"]["targets"][0]["name"] == "top_right"
+    heat = cv2.imread(str(run_dir / "top_right-heatmap-0.png"), cv2.IMREAD_UNCHANGED)
+    sal = np.load(run_dir / "top_right-top_right.npy")
+    assert heat.shape == sal.shape == (120, 160) and sal.dtype == np.float32
+    assert sal[:60, 80:].mean() > 2 * sal[60:, :].mean()
+    assert np.unravel_index(np.argmax(sal), sal.shape) >= (0, 80)
+    assert cv2.imread(str(run_dir / "top_right-top_right-overlay.png")).shape == (120, 160, 3)
+
+
+def test_datumaro_flags_parse_as_before(datum, project, tmp_path):
+    out = tmp_path / "out"
+    result = datum("explain", "-p", project, "-m", "detector", "-o", out,
+                   "-t", project / "images" / "boxes.png", "rise", "-s", "40", "--mw", "5",
+                   "--mh", "6", "--prob", "0.4", "--iou", "0.8", "--nms", "0.3", "--conf", "0.1",
+                   "-b", "4", "--progressive", "--every", "20", "--display")
+    assert result.code == 0, result
+    params = json.loads((out / "run.json").read_text())["parameters"]
+    assert params["max_samples"] == 40 and params["mask_width"] == 5
+    assert params["mask_height"] == 6 and params["prob"] == 0.4
+    assert params["iou_thresh"] == 0.8 and params["nms_iou_thresh"] == 0.3
+    assert params["det_conf_thresh"] == 0.1 and params["progressive"] is True
+    assert len(list((out / "progress").glob("boxes-*.png"))) == 3  # 3 boxes x 1 snapshot
+    assert "no GUI support" in result.err
+
+
+def test_positional_target_and_resume(datum, project, tmp_path):
+    out = tmp_path / "run"
+    args = ("explain", "-p", project, "-m", "classifier-1x", "-o", out, "images", "rise",
+            "-s", "50")
+    first = datum(*args)
+    assert first.code == 0 and "Explained 3 item(s)" in first.out, first
+    manifest = json.loads((out / "run.json").read_text())
+    del manifest["items"]["noise"]  # as if interrupted before the last item
+    (out / "run.json").write_text(json.dumps(manifest))
+    second = datum(*args)
+    assert second.code == 0 and "Explained 1 item(s) (2 already done)" in second.out, second
+    other = datum("explain", "-p", project, "-m", "classifier", "-o", out, "images", "rise",
+                  "-s", "60")
+    assert other.code == 1 and "another run" in other.err
+
+
+def test_bad_targets_is_one_line(datum, project):
+    result = datum("explain", "-p", project, "-m", "classifier", "-t",
+                   project / "images" / "noise.png", "rise", "--targets", "zebra")
+    assert result.code == 1 and "Traceback" not in result.err
+    assert result.err.strip().count("\n") == 0 and "zebra" in result.err
+
+
+def test_a_plugin_adds_a_method(datum, project):
+    import click
+
+    from explain_plugin.hookspecs import hookimpl
+    from explain_plugin.methods.base import ExplainMethod, Snapshot, ExplainedTarget
+    from explain_plugin.plugins import make_plugin_manager
+
+    class Centre(ExplainMethod):
+        name = "centre"
+        help = "Says the centre matters."
+
+        @classmethod
+        def options(cls):
+            return [click.Option(["--size"], type=int, default=9)]
+
+        def explain(self, launcher, image, progress=None):
+            maps = np.zeros((1, self.params["size"], self.params["size"]), np.float32)
+            maps[0, self.params["size"] // 2, self.params["size"] // 2] = 1
+            yield Snapshot(maps, [ExplainedTarget(0, "centre", 1.0)], 1, final=True)
+
+    class Plugin:
+        @hookimpl
+        def register_explain_methods(self, register):
+            register(Centre)
+
+    pm = make_plugin_manager(load_entrypoints=False)
+    pm.register(Plugin())
+    result = datum("explain", "-p", project, "-m", "classifier", "-t",
+                   project / "images" / "noise.png", "centre", "--size", "5", pm=pm)
+    assert result.code == 0, result
+    run_dir = next((project / "explanations").iterdir())
+    assert (run_dir / "noise-centre.npy").is_file()
