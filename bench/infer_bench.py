@@ -2,7 +2,7 @@
 
 Baselines: ``compiled_model(x)`` sync at batch 1, and a raw ``AsyncInferQueue``
 (THROUGHPUT hint, optimal number of requests) fed ready-made NCHW tensors at
-batch 1 and at the launcher's batch. The launcher is fed HWC float32 BGR images
+the same batch as each launcher. The launcher is fed HWC float32 BGR images
 at the model size (what RISE feeds) and returns annotations, so it also pays
 for layout conversion and interpretation. Median of several repetitions.
 
@@ -47,24 +47,26 @@ def build_conv_model(out_dir: Path, size: int = 224) -> tuple[Path, float]:
     return xml, mflop
 
 
-def timed(fn, n_images: int, reps: int) -> float:
-    fn()  # warm-up
-    rates = []
+def interleaved(variants: dict[str, tuple], reps: int) -> dict[str, float]:
+    """Median images/s of each ``name: (fn, n_images)``; repetitions run round-robin
+    so every variant sees the same background load (the machine is shared)."""
+    for fn, _ in variants.values():
+        fn()  # warm-up
+    rates: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        rates.append(n_images / (time.perf_counter() - t))
-    return statistics.median(rates)
+        for name, (fn, n) in variants.items():
+            t = time.perf_counter()
+            fn()
+            rates[name].append(n / (time.perf_counter() - t))
+    return {name: statistics.median(r) for name, r in rates.items()}
 
 
-def bench_model(xml: Path, n_images: int, reps: int) -> dict[str, float]:
-    launcher = OpenVinoLauncher(description=str(xml))
-    h, w = launcher.input_size
-    batch = launcher.batch_size
+def bench_model(xml: Path, n_images: int, reps: int, batches: list[int]) -> dict[str, float]:
+    launchers = {b: OpenVinoLauncher(description=str(xml), batch_size=b) for b in batches}
+    h, w = next(iter(launchers.values())).input_size
     rng = np.random.default_rng(0)
     images = list(rng.uniform(0, 255, (n_images, h, w, 3)).astype(np.float32))
     nchw = np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2))
-
     core = ov.Core()
 
     def model_at(b: int) -> ov.Model:
@@ -88,31 +90,36 @@ def bench_model(xml: Path, n_images: int, reps: int) -> dict[str, float]:
         chunks = [nchw[i : i + b] for i in range(0, n_images - b + 1, b)]
 
         def run():
+            sink.clear()
             for chunk in chunks:
                 queue.start_async({0: chunk}, share_inputs=True)
             queue.wait_all()
 
         return run, len(chunks) * b
 
-    def run_launcher():
-        batches = (images[i : i + batch] for i in range(0, n_images, batch))
-        for _ in launcher.stream(batches):
-            pass
+    def through(launcher: OpenVinoLauncher):
+        b = launcher.batch_size
 
-    rows = {"sync batch 1": timed(run_sync, n_images, reps)}
-    run, n = raw_async(1)
-    rows["raw async batch 1"] = timed(run, n, reps)
-    if batch > 1:
-        run, n = raw_async(batch)
-        rows[f"raw async batch {batch}"] = timed(run, n, reps)
-    rows[f"launcher (batch {batch}, {launcher.requests} requests)"] = timed(run_launcher, n_images, reps)
-    return rows
+        def run():
+            for _ in launcher.stream(images[i : i + b] for i in range(0, n_images, b)):
+                pass
+
+        return run, n_images
+
+    variants = {"sync batch 1": (run_sync, n_images)}
+    for b, launcher in launchers.items():
+        b = launcher.batch_size  # what the model allowed
+        variants[f"raw async batch {b}"] = raw_async(b)
+        variants[f"launcher batch {b} ({launcher.requests} requests)"] = through(launcher)
+    return interleaved(variants, reps)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=256)
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 8],
+                        help="launcher batch sizes to compare (default: 1 8)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -121,12 +128,13 @@ def main() -> None:
         if SHARED_MODEL.is_file():
             models.insert(0, ("datumaro RISE test model [1,3,224,224]", SHARED_MODEL))
         for title, xml in models:
-            rows = bench_model(xml, args.images, args.reps)
-            best_raw = max(v for k, v in rows.items() if k.startswith("raw async"))
+            rows = bench_model(xml, args.images, args.reps, args.batch)
             print(f"\n{title}: {args.images} images, median of {args.reps}")
-            print(f"  {'':42} {'images/s':>10} {'vs sync':>8} {'vs best raw async':>18}")
+            print(f"  {'':34} {'images/s':>10} {'vs sync':>8} {'vs raw async, same batch':>25}")
             for name, rate in rows.items():
-                print(f"  {name:42} {rate:10.1f} {rate / rows['sync batch 1']:7.2f}x {rate / best_raw:17.2f}x")
+                raw = rows.get("raw async " + name.split(" (")[0].replace("launcher ", ""))
+                ratio = f"{rate / raw:24.2f}x" if raw and name.startswith("launcher") else ""
+                print(f"  {name:34} {rate:10.1f} {rate / rows['sync batch 1']:7.2f}x {ratio}")
 
 
 if __name__ == "__main__":

@@ -388,3 +388,21 @@ def test_run_model_keeps_order_and_categories(models):
     expected = softmax(ka.classifier_reference(model_input(imgs, 48, 64)))
     np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
     assert not result.get("no_image").annotations
+
+
+def test_nhwc_model(tmp_path):
+    x = ops.parameter([-1, 8, 12, 3], np.float32, name="input")
+    out = ops.multiply(ops.reduce_mean(x, [1, 2], keep_dims=False), np.float32(1 / 64))
+    xml = tmp_path / "nhwc.xml"
+    ov.save_model(ov.Model([ops.result(out)], [x]), str(xml))
+    lau = launcher(xml)
+    assert lau.layout == "NHWC" and lau.input_size == (8, 12) and lau.batch_size == 8
+    imgs = images(3, 20, 10, seed=4)
+    resized = [cv2.resize(i.astype(np.float32), (12, 8)) for i in imgs]
+    expected = softmax(np.stack([r.reshape(-1, 3).mean(0) for r in resized]) / 64)
+    np.testing.assert_allclose(scores_from_annotations(lau.predict(imgs), 3), expected, rtol=1e-5)
+
+
+def test_unknown_option(models):
+    with pytest.raises(CliError, match="unknown openvino launcher option"):
+        launcher(models["classifier"], CLS_0X, colour="rgb")

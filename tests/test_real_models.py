@@ -27,8 +27,9 @@ PERSON, DOG = 4, 20  # raw SSD class indices (0 = background)
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
-    env = os.environ.get("EXPLAIN_PLUGIN_SAMPLE_CACHE")
-    return Path(env) if env else tmp_path_factory.mktemp("sample_cache")
+    from explain_plugin.samples.real_project import cache_dir as sample_cache
+
+    return sample_cache()  # shared with the samples build: downloads happen once
 
 
 def _build(module, cache_dir: Path) -> dict:

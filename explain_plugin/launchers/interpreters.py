@@ -268,7 +268,7 @@ class _ClassScores:
     def process_outputs(self, inputs, outputs):
         x = np.asarray(outputs, np.float64).reshape(len(outputs), -1)
         # Probabilities pass through; anything else (logits) goes through a softmax.
-        if not ((x >= 0).all() and np.allclose(x.sum(axis=1), 1, atol=1e-3)):
+        if not ((x >= 0).all() and np.abs(x.sum(axis=1) - 1).max() < 1e-3):
             x = np.exp(x - x.max(axis=1, keepdims=True))
             x /= x.sum(axis=1, keepdims=True)
         return [[Label(c, attributes={"score": float(p)}) for c, p in enumerate(row)] for row in x]

