@@ -23,6 +23,7 @@ _PRESENTATION_PARAMS = {"display", "batch_size"}
 def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir: str,
                 model_name: str, target_option: str | None, target: str | None,
                 output_dir: str | None, overwrite: bool) -> Path:
+    from explain_plugin.methods.base import NothingToExplain
     from explain_plugin.models import load_launcher
     from explain_plugin.project import Project
     from explain_plugin.targets import item_image, load_target
@@ -62,14 +63,21 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
         stem = resolved.image_path.stem if resolved.image_path else key
         image = item_image(item)
         item_started = time.perf_counter()
-        with _progress_bar(key, method_params.get("max_samples")) as update:
-            for snap in method.explain(launcher, image, progress=update):
-                if snap.final:
-                    files = writer.write_final(stem, image, snap)
-                elif method_params.get("progressive"):
-                    files = writer.write_snapshot(stem, image, snap)
-                if display is not None:
-                    display.show(image, snap)
+        try:
+            with _progress_bar(key, method_params.get("max_samples")) as update:
+                for snap in method.explain(launcher, image, progress=update):
+                    if snap.final:
+                        files = writer.write_final(stem, image, snap)
+                    elif method_params.get("progressive"):
+                        writer.write_snapshot(stem, image, snap)
+                    if display is not None:
+                        display.show(image, snap)
+        except NothingToExplain as e:
+            if resolved.image_path:
+                raise
+            click.echo(f"{key}: {e}", err=True)
+            manifest.record(key, {"files": [], "targets": [], "note": str(e)})
+            continue
         manifest.record(key, {
             "files": files,
             "masks_used": snap.masks_used,

@@ -8,6 +8,13 @@ from typing import Any, Callable, ClassVar, Iterator
 import click
 import numpy as np
 
+from explain_plugin.errors import CliError
+
+
+class NothingToExplain(CliError):
+    """The model found no target in an image (e.g. no detections): a dataset run
+    records the item and goes on; a single-image run stops with this message."""
+
 
 @dataclass
 class ExplainedTarget:
@@ -17,10 +24,6 @@ class ExplainedTarget:
     name: str
     score: float
     box: tuple[float, float, float, float] | None = None  # x1, y1, x2, y2 in image pixels
-
-    @property
-    def key(self) -> str:
-        return self.name if self.box is None else f"{self.name}"
 
 
 @dataclass

@@ -15,9 +15,8 @@ from typing import Iterator
 import click
 import numpy as np
 
-from explain_plugin.errors import CliError
 from explain_plugin.methods.base import (
-    ExplainMethod, ProgressFn, Snapshot, normalize_maps,
+    ExplainMethod, NothingToExplain, ProgressFn, Snapshot, normalize_maps,
 )
 from explain_plugin.methods.masks import MaskGenerator
 from explain_plugin.methods.target_select import parse_targets, select_boxes, select_classes
@@ -129,14 +128,14 @@ class Rise(ExplainMethod):
             det = subset(det, select_boxes(det.labels, det.scores, spec))
             scorer = BoxScorer(det, num_classes, p.get("iou_thresh", 0.0))
             targets = box_targets(det, labels, (w0 / ww, h0 / wh))
-        elif clean or num_classes:
+        else:
             scores = scores_from_annotations([clean], num_classes)[0]
             ids = select_classes(scores, spec)
             scorer = ClassScorer(ids, num_classes)
             targets = class_targets(ids, scores, labels)
         if not targets:
-            raise CliError("the model found nothing to explain in the image "
-                           "(no detections above --conf): lower --conf or check the model")
+            raise NothingToExplain("the model found nothing to explain in the image "
+                                   "(no detections above --conf): lower --conf or check the model")
 
         density = p.get("normalize", "density") == "density"
         gen = MaskGenerator(p["mask_height"], p["mask_width"], prob, int(p.get("seed") or 0))
