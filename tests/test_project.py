@@ -183,3 +183,28 @@ def test_create_refuses_to_overwrite(tmp_path, datum):
     assert datum("project", "create", "-o", root).code == 0
     assert_one_line_error(datum("project", "create", "-o", root), "--overwrite")
     assert datum("project", "create", "-o", root, "--overwrite").code == 0
+
+
+def test_model_run_saves_predictions_as_a_datumaro_dataset(tmp_path, datum):
+    """``datum model run`` on the committed known-answer project."""
+    import json
+
+    root = tmp_path / "known"
+    shutil.copytree(Path(__file__).parents[1] / "sample_projects" / "known_answer", root)
+    out = tmp_path / "preds"
+    result = datum("model", "run", "-p", root, "-m", "classifier", "-o", out, "images")
+    assert result.code == 0, result
+    data = json.loads((out / "annotations" / "default.json").read_text())
+    labels = [c["name"] for c in data["categories"]["label"]["labels"]]
+    items = {item["id"]: item for item in data["items"]}
+    assert set(items) == {"noise", "top_right", "boxes"}
+    best = max(items["top_right"]["annotations"], key=lambda a: a["attributes"]["score"])
+    assert labels[best["label_id"]] == "top_right"
+
+    result = datum("model", "run", "-p", root, "-m", "detector", root / "images" / "boxes.png")
+    assert result.code == 0, result
+    data = json.loads((root / "predictions" / "detector" / "annotations" / "default.json")
+                      .read_text())
+    assert len(data["items"][0]["annotations"]) == 3  # the detector's three fixed boxes
+    assert_one_line_error(datum("model", "run", "-p", root, "-m", "detector", "images"),
+                          "not empty", "--overwrite")

@@ -90,9 +90,10 @@ def test_progressive_final_equals_plain(classifier):
 
 
 def test_converge_stops_early(classifier):
-    snaps = final(rise(max_samples=4000, seed=4, converge=0.01, snapshot_every=100),
+    snaps = final(rise(max_samples=4000, seed=4, converge=0.05, snapshot_every=100),
                   classifier, grey_noise(50, 70))
     assert snaps[-1].converged and snaps[-1].masks_used < 4000
+    assert snaps[-1].extra["noise"] < 0.05 <= snaps[-2].extra["noise"]
 
 
 def build_constant_model(out: Path) -> Path:

@@ -77,7 +77,8 @@ class Rise(ExplainMethod):
             opt(["--mask-value"], type=click.Choice(MASK_VALUES), default="0",
                 show_default=True, help="What masked pixels become."),
             opt(["--converge"], type=click.FloatRange(min=0, min_open=True), default=None,
-                help="Stop when the maps change less than TOL (mean abs) between snapshots."),
+                help="Stop at the first snapshot where the maps' estimated noise (mean abs, "
+                     "from two independent half-maps) is below TOL, e.g. 0.02."),
             opt(["--normalize", "normalize"], type=click.Choice(["density", "expected"]),
                 default="density", show_default=True,
                 help="Divide by how often each pixel was actually kept (density: a constant "
@@ -115,7 +116,6 @@ class Rise(ExplainMethod):
         sw = min(ww, p["mask_width"] * SALIENCY_PIXELS_PER_CELL)
         base = mask_base(work, str(p.get("mask_value", "0")),
                          max(wh / p["mask_height"], ww / p["mask_width"]))
-        delta = work - base
 
         clean = launcher.predict([work])[0]
         num_classes = len(labels)
@@ -137,71 +137,120 @@ class Rise(ExplainMethod):
             raise NothingToExplain("the model found nothing to explain in the image "
                                    "(no detections above --conf): lower --conf or check the model")
 
-        density = p.get("normalize", "density") == "density"
-        gen = MaskGenerator(p["mask_height"], p["mask_width"], prob, int(p.get("seed") or 0))
-        acc = np.zeros((len(targets), sh * sw), dtype=np.float32)
-        weight_sum = np.zeros(len(targets), dtype=np.float64)
-        coverage = np.zeros(sh * sw, dtype=np.float32)  # sum of masks at each pixel
-        pending: deque = deque()
+        from threadpoolctl import threadpool_limits
 
-        snapshots = bool(p.get("progressive") or p.get("display") or p.get("converge"))
+        gen = MaskGenerator(p["mask_height"], p["mask_width"], prob, int(p.get("seed") or 0))
+        acc = SaliencyAccumulator(len(targets), sh, sw, prob,
+                                  density=p.get("normalize", "density") == "density")
         every = int(p.get("snapshot_every") or 100)
+        snapshots = bool(p.get("progressive") or p.get("display") or p.get("converge"))
+        tolerance = p.get("converge")
+        pending: deque = deque()
+        blend = Blender(work, base)
 
         def batches():
             planned = 0
             while planned < n_total:
-                count = min(batch, n_total - planned)
                 # Batches end on snapshot boundaries whether or not snapshots are taken,
                 # so a progressive run computes exactly what a plain one does.
-                count = min(count, every - planned % every)
+                count = min(batch, n_total - planned, every - planned % every)
                 grids, shifts = gen.sample(count)
                 pending.append((grids, shifts))
-                masks = gen.render(grids, shifts, wh, ww)[..., None]
-                yield base + masks * delta
+                yield blend(gen.render(grids, shifts, wh, ww))
                 planned += count
 
-        next_snap, used, previous = every, 0, None
+        next_snap = every
         started = time.perf_counter()
-        for anns in launcher.stream(batches()):
-            grids, shifts = pending.popleft()
-            small = gen.render(grids, shifts, sh, sw).reshape(len(grids), -1)
-            weights = scorer(anns)
-            acc += weights @ small
-            coverage += small.sum(axis=0)
-            weight_sum += weights.sum(axis=1)
-            used += len(grids)
-            if progress:
-                progress(used, n_total)
-            if snapshots and used >= next_snap and used < n_total:
-                next_snap += every
-                maps = self._maps(acc, coverage, used, prob, sh, sw, density)
-                change = None if previous is None else float(np.abs(maps - previous).mean())
-                previous = maps
-                converged = bool(p.get("converge") and change is not None
-                                 and change < p["converge"])
-                yield Snapshot(maps, targets, used, final=converged, converged=converged,
-                               raw=self._raw(acc, coverage, used, prob, sh, sw, density),
-                               baseline=(weight_sum / used).astype(np.float32),
-                               extra={"change": change})
-                if converged:
-                    return
-        maps = self._maps(acc, coverage, used, prob, sh, sw, density)
-        yield Snapshot(maps, targets, used, final=True, raw=self._raw(acc, coverage, used, prob, sh, sw, density),
-                       baseline=(weight_sum / used).astype(np.float32),
-                       extra={"seconds": time.perf_counter() - started})
+        # numpy's BLAS threads would fight OpenVINO's for the cores: one thread here.
+        with threadpool_limits(limits=1, user_api="blas"):
+            for anns in launcher.stream(batches()):
+                grids, shifts = pending.popleft()
+                acc.add(scorer(anns), gen.render(grids, shifts, sh, sw).reshape(len(grids), -1))
+                if progress:
+                    progress(acc.used, n_total)
+                if snapshots and next_snap <= acc.used < n_total:
+                    next_snap += every
+                    noise = acc.noise()
+                    converged = bool(tolerance and noise < tolerance)
+                    yield acc.snapshot(targets, final=converged, converged=converged,
+                                       extra={"noise": noise})
+                    if converged:
+                        return
+        yield acc.snapshot(targets, final=True, extra={
+            "noise": acc.noise(), "seconds": time.perf_counter() - started})
 
-    @staticmethod
-    def _raw(acc: np.ndarray, coverage: np.ndarray, used: int, prob: float, h: int, w: int,
-             density: bool) -> np.ndarray:
-        """E[weight | pixel kept]: over the masks' actual coverage of each pixel
-        (``density``), or over its expectation N * p as in the paper."""
-        if density:
-            return (acc / np.maximum(coverage, 1e-6)).reshape(-1, h, w)
-        return (acc / (used * prob)).reshape(-1, h, w)
 
-    @classmethod
-    def _maps(cls, *args) -> np.ndarray:
-        return normalize_maps(cls._raw(*args))
+class Blender:
+    """Masked images ``base + mask * (image - base)``, written plane by plane:
+    broadcasting a (1, 1, 3) base would make numpy loop over 3-value chunks."""
+
+    def __init__(self, image: np.ndarray, base: np.ndarray):
+        delta = image - base
+        self.planes = [np.ascontiguousarray(delta[..., c]) for c in range(3)]
+        self.base = None if not base.any() else np.ascontiguousarray(
+            np.broadcast_to(base, image.shape), dtype=np.float32)
+
+    def __call__(self, masks: np.ndarray) -> np.ndarray:
+        out = np.empty((*masks.shape, 3), dtype=np.float32)
+        for c, plane in enumerate(self.planes):
+            np.multiply(masks, plane, out=out[..., c])
+        if self.base is not None:
+            out += self.base
+        return out
+
+
+class SaliencyAccumulator:
+    """Sums of weight x mask for each target, in two halves (alternate batches).
+
+    The two half-maps are independent estimates of the same map, so half their
+    difference measures the noise left in the full map: ``--converge`` stops on
+    that, not on how much the map moved since the last snapshot.
+    """
+
+    def __init__(self, targets: int, height: int, width: int, prob: float, density: bool):
+        self.shape, self.prob, self.density = (height, width), prob, density
+        self.sums = np.zeros((2, targets, height * width), dtype=np.float32)
+        self.coverage = np.zeros((2, height * width), dtype=np.float32)  # sum of masks per pixel
+        self.weight_sums = np.zeros((2, targets), dtype=np.float64)
+        self.counts = [0, 0]
+        self._batches = 0
+
+    @property
+    def used(self) -> int:
+        return self.counts[0] + self.counts[1]
+
+    def add(self, weights: np.ndarray, masks: np.ndarray) -> None:
+        """``weights`` [T, B] for flattened ``masks`` [B, h*w]."""
+        half = self._batches % 2
+        self._batches += 1
+        self.sums[half] += weights @ masks
+        self.coverage[half] += masks.sum(axis=0)
+        self.weight_sums[half] += weights.sum(axis=1)
+        self.counts[half] += masks.shape[0]
+
+    def raw(self, halves=(0, 1)) -> np.ndarray:
+        """E[weight | pixel kept], over the masks' actual coverage of each pixel
+        (``density``) or over its expectation N * p (the paper's)."""
+        halves = list(halves)
+        sums = self.sums[halves].sum(axis=0)
+        if self.density:
+            sums = sums / np.maximum(self.coverage[halves].sum(axis=0), 1e-6)
+        else:
+            sums = sums / (max(sum(self.counts[h] for h in halves), 1) * self.prob)
+        return sums.reshape(-1, *self.shape)
+
+    def noise(self) -> float:
+        """Mean absolute noise of the normalised maps (worst target), from the halves."""
+        if not all(self.counts):
+            return float("inf")
+        a, b = normalize_maps(self.raw([0])), normalize_maps(self.raw([1]))
+        return float(np.abs(a - b).reshape(len(a), -1).mean(axis=1).max() / 2)
+
+    def snapshot(self, targets, **kwargs) -> Snapshot:
+        raw = self.raw()
+        baseline = (self.weight_sums.sum(axis=0) / max(self.used, 1)).astype(np.float32)
+        return Snapshot(normalize_maps(raw), targets, self.used, raw=raw, baseline=baseline,
+                        **kwargs)
 
 
 def _is_box(annotation) -> bool:

@@ -1,0 +1,476 @@
+"""RISE on a real classifier: overhead over the launcher's async throughput, memory, map quality.
+
+Model: EfficientNet-Lite0 (ImageNet-1k, ~0.8 GFLOP/image), built once from PyPI
+files into ``$EXPLAIN_PLUGIN_SAMPLE_CACHE`` (or ``~/.cache/explain-plugin``) and
+run by ``OpenVinoLauncher`` with the Datumaro 0.x interpreter
+``samples/interpreters/efficientnet_0x.py`` (top-5 labels) and ``rescale=crop``.
+If the registries cannot be reached, a >= 100 MFLOP random conv net built with
+the opset API stands in (timings and memory only; its maps mean nothing).
+
+1. Overhead. For N masks (1000 and 4000), one target and ``--targets all``
+   (1000 maps accumulated, though the interpreter scores only its top 5):
+   ratio = RISE wall time / bound, where bound = the time ``launcher.stream``
+   takes for N pre-made masked images of the size RISE feeds (the working
+   image), measured in the same process right before (directly up to 400
+   images; above, first-result latency + N / steady images/s). A ratio of 1
+   means RISE costs nothing beyond inference. Each configuration runs in a
+   fresh subprocess; peak RSS = VmHWM during the explain call minus the RSS
+   right before it (after model load and warm-up). Medians of --reps runs.
+   Goals: ratio <= 1.05; RSS flat in N.
+2. Quality vs N. Deletion / insertion AUC (Petsiuk et al.: pixels ranked by the
+   map, 50 steps, target-class softmax probability; deletion sets pixels to 0,
+   the mask value; insertion starts from a Gaussian blur, sigma = image size /
+   10) of the top-1 class map after N = 250 .. 4000 masks, for
+   ``normalize=density`` (default) and ``expected`` (N * p, the paper's). Lower
+   deletion and higher insertion are better. The probabilities come from a
+   second launcher on the same model whose interpreter returns all 1000
+   (written to a temporary dir). One real 4000-mask run per photo; the other
+   RISE runs replay its recorded predictions (same seed, so the same masks).
+   Noise: the AUC spread over K disjoint chunks of the 4000 masks (maps rebuilt
+   from the recorded scores with RISE's own MaskGenerator), scaled to 4000 masks.
+3. ``--converge TOL`` (snapshot every 100 masks, cap 4000): masks used and the
+   AUC change vs the 4000-mask map. Goal: the N=4000 quality with <= 1500 masks.
+
+Timings on a shared machine: compare ratios, not seconds.
+
+    /work/venv/bin/python bench/rise_bench.py            # full run, ~15 min on 2 cores
+    /work/venv/bin/python bench/rise_bench.py --quick    # smoke check, < 1 min
+    options: --reps R  --photos chelsea,coffee  --tols 0.01,0.005  --skip-overhead  --skip-quality
+             --blas1 (overhead workers with OPENBLAS_NUM_THREADS=1)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from metrics import Rss, deletion_insertion  # noqa: E402
+
+TP_IMAGES = 400  # pre-made images streamed to measure the bound
+POOL = 48  # distinct pre-made masked images (cycled)
+BLUR_FRACTION = 0.1  # insertion start: Gaussian blur, sigma = image size * this
+
+FULL_PROBS_INTERPRETER = '''\
+# Bench-only Datumaro 0.x interpreter: one Label per image carrying all class
+# probabilities (softmax of the logits), so a metric can read any class.
+import numpy as np
+from datumaro.components.extractor import *
+
+NUM_CLASSES = {n}
+
+
+def process_outputs(inputs, outputs):
+    x = np.asarray(outputs, np.float64).reshape(len(outputs), -1)
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    p = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    return [[Label(int(np.argmax(row)), attributes={{"scores": row}})] for row in p]
+
+
+def get_categories():
+    return {{AnnotationType.label: LabelCategories.from_iterable(str(i) for i in range(NUM_CLASSES))}}
+'''
+
+
+# ------------------------------------------------------------------ model
+def cache_dir() -> Path:
+    return Path(os.environ.get("EXPLAIN_PLUGIN_SAMPLE_CACHE") or Path.home() / ".cache" / "explain-plugin")
+
+
+def model_files(scratch: Path) -> dict:
+    """{'xml','bin','interpreter','metric_interpreter','name','classes'}; EfficientNet-Lite0
+    or, without registry access, a random conv net."""
+    try:
+        from explain_plugin.samples.efficientnet_lite0 import build
+
+        paths = build(cache_dir())
+        model_dir = paths["xml"].parent
+        script = model_dir / "efficientnet_0x.py"  # reads labels.txt next to itself
+        src = ROOT / "explain_plugin" / "samples" / "interpreters" / "efficientnet_0x.py"
+        if not script.is_file() or script.read_bytes() != src.read_bytes():
+            shutil.copy(src, script)
+        files = {"xml": paths["xml"], "bin": paths["bin"], "interpreter": script,
+                 "name": "EfficientNet-Lite0 (real ImageNet weights)", "classes": 1000}
+    except Exception as exc:  # registries unreachable
+        print(f"(EfficientNet-Lite0 unavailable: {exc}; using a random conv net)", file=sys.stderr)
+        files = _fallback_model(scratch)
+    metric = scratch / "full_probs_0x.py"
+    metric.write_text(FULL_PROBS_INTERPRETER.format(n=files["classes"]), encoding="utf-8")
+    files["metric_interpreter"] = metric
+    if files.get("interpreter") is None:
+        files["interpreter"] = metric
+    return files
+
+
+def _fallback_model(out_dir: Path) -> dict:
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    rng = np.random.default_rng(0)
+    x = ops.parameter([-1, 3, 224, 224], np.float32, name="input")
+    y = ops.multiply(x, ops.constant(np.float32(1 / 128)))
+    for cin, cout, stride in [(3, 32, 2), (32, 64, 1), (64, 64, 2), (64, 128, 1), (128, 128, 2)]:
+        w = (rng.standard_normal((cout, cin, 3, 3)) * np.sqrt(2 / (9 * cin))).astype(np.float32)
+        y = ops.relu(ops.convolution(y, ops.constant(w), [stride] * 2, [1, 1], [1, 1], [1, 1]))
+    y = ops.reduce_mean(y, ops.constant(np.array([2, 3], np.int64)), keep_dims=False)
+    y = ops.matmul(y, ops.constant(rng.standard_normal((128, 1000)).astype(np.float32) * 0.1), False, False)
+    y.output(0).get_tensor().set_names({"logits"})
+    xml = out_dir / "conv.xml"
+    ov.save_model(ov.Model([ops.result(y)], [x], "conv"), str(xml))
+    return {"xml": xml, "bin": xml.with_suffix(".bin"), "interpreter": None,
+            "name": "random conv net (fallback)", "classes": 1000}
+
+
+def gflop(xml: Path) -> float:
+    """Multiply-adds x 2 of the convolutions and matmuls, per image."""
+    import openvino as ov
+
+    model = ov.Core().read_model(str(xml))
+    shape = model.inputs[0].get_partial_shape()
+    shape[0] = 1
+    model.reshape({model.inputs[0]: shape})
+    total = 0
+    for op in model.get_ordered_ops():
+        kind = op.get_type_name()
+        if kind in ("Convolution", "GroupConvolution"):
+            # weights [Co, Ci, kh, kw] or [G, Co/G, Ci/G, kh, kw]: Ci/G * kh * kw per output
+            per_out = int(np.prod(list(op.get_input_shape(1))[-3:]))
+            total += 2 * int(np.prod(list(op.get_output_shape(0)))) * per_out
+        elif kind == "MatMul":
+            a, b = list(op.get_input_shape(0)), list(op.get_input_shape(1))
+            total += 2 * int(np.prod(a)) * (b[0] if b[-1] == a[-1] else b[-1])
+    return total / 1e9
+
+
+def launcher(files: dict, metric: bool = False):
+    from explain_plugin.launchers.openvino import OpenVinoLauncher
+
+    script = files["metric_interpreter"] if metric else files["interpreter"]
+    return OpenVinoLauncher(description=str(files["xml"]), weights=str(files["bin"]),
+                            interpreter=str(script), rescale="crop")
+
+
+def photos(names: list[str]) -> dict[str, np.ndarray]:
+    from explain_plugin.samples.photos import sample_photos
+
+    every = sample_photos()
+    missing = [n for n in names if n not in every]
+    if missing:
+        raise SystemExit(f"photos {missing} unavailable (have {sorted(every)}); is scikit-image installed?")
+    return {n: every[n] for n in names}
+
+
+def working_image(image: np.ndarray, input_hw) -> np.ndarray:
+    """The image at the size RISE masks it (as ``Rise.explain`` computes it)."""
+    import cv2
+
+    from explain_plugin.methods.rise import working_size
+
+    wh, ww = working_size(image.shape[:2], input_hw)
+    work = image.astype(np.float32)
+    if (wh, ww) != image.shape[:2]:
+        work = cv2.resize(work, (ww, wh), interpolation=cv2.INTER_AREA)
+    return work
+
+
+# ------------------------------------------------------------------ 1. overhead
+def _stream_bound(launch, pool: list[np.ndarray], n: int) -> tuple[float, float]:
+    """(seconds launcher.stream would take for ``n`` pre-made images, steady images/s)."""
+    b = launch.batch_size
+    m = min(n, TP_IMAGES)
+
+    def batches():
+        for i in range(0, m, b):
+            yield [pool[(i + j) % len(pool)] for j in range(min(b, m - i))]
+
+    start = time.perf_counter()
+    first_t, first_n, done = None, 0, 0
+    for out in launch.stream(batches()):
+        done += len(out)
+        if first_t is None:
+            first_t, first_n = time.perf_counter() - start, done
+    total = time.perf_counter() - start
+    rate = (m - first_n) / max(total - first_t, 1e-9) if m > first_n else m / total
+    if n <= m:
+        return total, rate
+    return first_t + (n - first_n) / rate, rate
+
+
+def overhead_worker(args) -> None:
+    """One configuration, in its own process; prints one JSON line."""
+    from explain_plugin.methods.masks import MaskGenerator
+    from explain_plugin.methods.rise import Rise
+
+    with tempfile.TemporaryDirectory() as tmp:
+        files = model_files(Path(tmp))
+        launch = launcher(files)
+        image = photos([args.photo])[args.photo]
+        work = working_image(image, launch.input_size)
+        masks = MaskGenerator(7, 7, 0.5, seed=12345).next(POOL, *work.shape[:2])
+        pool = list(masks[..., None] * work[None])
+        del masks
+        targets = None if args.targets == "top1" else args.targets
+        # warm-up: inference, the launcher's buffers and RISE's code paths
+        _stream_bound(launch, pool, 4 * launch.batch_size)
+        for _ in Rise.with_defaults(max_samples=2 * launch.batch_size, targets=targets).explain(launch, image):
+            pass
+        runs = []
+        for rep in range(args.reps):
+            bound, rate = _stream_bound(launch, pool, args.n)
+            rise = Rise.with_defaults(max_samples=args.n, targets=targets, seed=rep)
+            with Rss() as rss:
+                start = time.perf_counter()
+                for snap in rise.explain(launch, image):
+                    pass
+                wall = time.perf_counter() - start
+            runs.append({"wall": wall, "bound": bound, "rate": rate, "ratio": wall / bound,
+                         "rss_mb": rss.peak_mb, "base_mb": rss.base_mb,
+                         "maps": list(snap.maps.shape), "resettable": rss.resettable})
+    print(json.dumps(runs))
+
+
+def overhead(args, sizes: list[int]) -> None:
+    rows = []
+    for targets in ("top1", "all"):
+        for n in sizes:
+            cmd = [sys.executable, __file__, "--worker", "--n", str(n), "--targets", targets,
+                   "--reps", str(args.reps), "--photo", args.photos[0]]
+            env = dict(os.environ, **({"OPENBLAS_NUM_THREADS": "1"} if args.blas1 else {}))
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if proc.returncode:
+                raise SystemExit(f"worker failed ({' '.join(cmd)}):\n{proc.stderr[-3000:]}")
+            runs = json.loads(proc.stdout.strip().splitlines()[-1])
+            rows.append((n, targets, runs))
+    med = statistics.median
+    blas = os.environ.get("OPENBLAS_NUM_THREADS", "default") if not args.blas1 else "1"
+    print(f"\n1. RISE overhead over launcher.stream (OPENBLAS_NUM_THREADS={blas}; {args.photos[0]}, working image "
+          f"{args.work_hw[0]}x{args.work_hw[1]}; median of {args.reps}, each in its own process)")
+    print(f"  {'N':>5} {'targets':>8} {'maps':>14} {'stream img/s':>12} {'RISE img/s':>10} "
+          f"{'ratio':>6} {'(min-max)':>11} {'peak dRSS MB':>12} {'base RSS MB':>11}")
+    for n, targets, runs in rows:
+        ratios = [r["ratio"] for r in runs]
+        print(f"  {n:5d} {targets:>8} {'x'.join(map(str, runs[0]['maps'])):>14} "
+              f"{med(r['rate'] for r in runs):12.1f} {med(n / r['wall'] for r in runs):10.1f} "
+              f"{med(ratios):6.3f} {min(ratios):5.3f}-{max(ratios):5.3f} "
+              f"{max(r['rss_mb'] for r in runs):12.1f} {med(r['base_mb'] for r in runs):11.0f}")
+    if not all(r["resettable"] for _, _, runs in rows for r in runs):
+        print("  (VmHWM not resettable here: peak dRSS is ru_maxrss minus the RSS before the call)")
+
+
+# ------------------------------------------------------------------ 2-3. quality
+class Recorder:
+    """A launcher that remembers every per-image prediction of ``stream``."""
+
+    def __init__(self, inner):
+        self.inner, self.anns = inner, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def stream(self, batches):
+        for out in self.inner.stream(batches):
+            self.anns.extend(out)
+            yield out
+
+
+class Replay(Recorder):
+    """Answers ``stream`` from a recording (valid for the same masks: same seed)."""
+
+    def __init__(self, inner, anns):
+        super().__init__(inner)
+        self.anns = anns
+
+    def stream(self, batches):
+        done = 0
+        for batch in batches:
+            n = len(batch)
+            if done + n > len(self.anns):
+                raise RuntimeError("replay: more masks than recorded")
+            yield self.anns[done:done + n]
+            done += n
+
+
+def quality(args, sizes: list[int], tols: list[float], chunks: int) -> None:
+    import cv2
+
+    from explain_plugin.launchers.predictions import scores_from_annotations
+    from explain_plugin.methods.masks import MaskGenerator
+    from explain_plugin.methods.rise import SALIENCY_PIXELS_PER_CELL, Rise
+
+    n_max = max(sizes)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = model_files(Path(tmp))
+        launch, metric = launcher(files), launcher(files, metric=True)
+        num_classes = len(metric.categories)
+        results = {}  # photo -> dict
+        started = time.perf_counter()
+        for name, image in photos(args.photos).items():
+            work = working_image(image, launch.input_size)
+            blurred = cv2.GaussianBlur(work, (0, 0), sigmaX=BLUR_FRACTION * max(work.shape[:2]))
+            step = min(sizes)
+
+            def run(launcher_, **kw):
+                rise = Rise.with_defaults(max_samples=n_max, seed=0, **kw)
+                return rise, list(rise.explain(launcher_, image))
+
+            rec = Recorder(launch)
+            rise, dens = run(rec, normalize="density", progressive=True, snapshot_every=step)
+            _, expe = run(Replay(launch, rec.anns), normalize="expected", progressive=True,
+                          snapshot_every=step)
+            target = dens[-1].targets[0]
+
+            def score(images):
+                out = []
+                b = metric.batch_size
+                for anns in metric.stream(images[i:i + b] for i in range(0, len(images), b)):
+                    out.append(scores_from_annotations(anns, num_classes)[:, target.label])
+                return np.concatenate(out)
+
+            def aucs(maps):
+                return deletion_insertion(score, work, np.asarray(maps), blurred, steps=args.steps)
+
+            pick = lambda snaps: [next(s.maps[0] for s in snaps if s.masks_used == n) for n in sizes]
+            d_del, d_ins = aucs(pick(dens))
+            e_del, e_ins = aucs(pick(expe))
+
+            # noise: maps from disjoint chunks of the recorded masks (density normalisation)
+            p = rise.params
+            sh = min(work.shape[0], p["mask_height"] * SALIENCY_PIXELS_PER_CELL)
+            sw = min(work.shape[1], p["mask_width"] * SALIENCY_PIXELS_PER_CELL)
+            gen = MaskGenerator(p["mask_height"], p["mask_width"], p["prob"], p["seed"])
+            small = gen.next(n_max, sh, sw).reshape(n_max, -1)
+            weights = scores_from_annotations(rec.anns, num_classes)[:, target.label]
+            full = (weights @ small) / small.sum(axis=0)
+            lo, hi = full.min(), full.max()
+            check = float(np.abs((full - lo) / (hi - lo) - dens[-1].maps[0].reshape(-1)).max())
+            k = n_max // chunks
+            parts = [(weights[i * k:(i + 1) * k] @ small[i * k:(i + 1) * k])
+                     / np.maximum(small[i * k:(i + 1) * k].sum(axis=0), 1e-6) for i in range(chunks)]
+            c_del, c_ins = aucs([pt.reshape(sh, sw) for pt in parts])
+
+            conv = []
+            for tol in tols:
+                _, snaps = run(Replay(launch, rec.anns), converge=tol, snapshot_every=100)
+                last = snaps[-1]
+                cd, ci = aucs([last.maps[0]])
+                conv.append((tol, last.masks_used, last.converged, float(cd[0]), float(ci[0])))
+            results[name] = dict(target=target, d=(d_del, d_ins), e=(e_del, e_ins),
+                                 chunk=(c_del, c_ins), k=k, check=check, conv=conv)
+        elapsed = time.perf_counter() - started
+
+    names = list(results)
+    print(f"\n2. Deletion / insertion AUC vs masks (top-1 class; {args.steps} steps; "
+          f"deletion lower = better, insertion higher = better)")
+    for name in names:
+        r = results[name]
+        print(f"  {name}: target '{r['target'].name}' (p={r['target'].score:.3f}); "
+              f"recomputed 4000-mask map vs RISE's: max |d| = {r['check']:.1e}")
+    print(f"  {'photo':>11} {'N':>5} | {'density del':>11} {'ins':>6} | {'expected del':>12} {'ins':>6}")
+    for name in names + ["mean"]:
+        for i, n in enumerate(sizes):
+            if name == "mean":
+                vals = [np.mean([results[m][key][j][i] for m in names]) for key in ("d", "e") for j in (0, 1)]
+            else:
+                r = results[name]
+                vals = [r["d"][0][i], r["d"][1][i], r["e"][0][i], r["e"][1][i]]
+            print(f"  {name:>11} {n:5d} | {vals[0]:11.4f} {vals[1]:6.4f} | {vals[2]:12.4f} {vals[3]:6.4f}")
+
+    # noise: std over disjoint chunks of k masks, scaled by sqrt(k / N)
+    print(f"\n  noise (density): AUC std over {chunks} disjoint chunks of {results[names[0]]['k']} masks, "
+          f"and scaled to N={n_max} (x sqrt({results[names[0]]['k']}/{n_max}))")
+    print(f"  {'photo':>11} | {'del sd@chunk':>12} {'ins sd@chunk':>12} | {'del sd@N':>9} {'ins sd@N':>9}")
+    sd = {}
+    for name in names:
+        r = results[name]
+        scale = np.sqrt(r["k"] / n_max)
+        s = [float(np.std(r["chunk"][j], ddof=1)) for j in (0, 1)]
+        sd[name] = (s[0] * scale, s[1] * scale)
+        print(f"  {name:>11} | {s[0]:12.4f} {s[1]:12.4f} | {sd[name][0]:9.4f} {sd[name][1]:9.4f}")
+
+    print(f"\n3. --converge TOL (snapshot every 100, cap {n_max}): masks used and AUC minus the "
+          f"N={n_max} map's (density); ok = |d| <= 2 sd@N for both metrics")
+    print(f"  {'TOL':>7} | {'masks used (' + ','.join(names) + ')':>36} {'mean':>6} | "
+          f"{'mean d del':>10} {'mean d ins':>10} {'max|d|/sd':>9} {'ok':>5}")
+    for t, tol in enumerate(tols):
+        used, ddel, dins, zs, oks = [], [], [], [], 0
+        for name in names:
+            r = results[name]
+            _, m, conv_flag, cd, ci = r["conv"][t]
+            used.append(f"{m}{'' if conv_flag else '*'}")
+            dd, di = cd - r["d"][0][-1], ci - r["d"][1][-1]
+            ddel.append(dd)
+            dins.append(di)
+            z = max(abs(dd) / sd[name][0], abs(di) / sd[name][1])
+            zs.append(z)
+            oks += z <= 2
+        masks = [int(u.rstrip("*")) for u in used]
+        print(f"  {tol:7.4f} | {','.join(used):>36} {np.mean(masks):6.0f} | "
+              f"{np.mean(ddel):+10.4f} {np.mean(dins):+10.4f} {max(zs):9.2f} {oks:>3}/{len(names)}")
+    print("  (* = not converged: ran to the cap)")
+    print(f"  quality section: {elapsed:.0f} s")
+
+
+# ------------------------------------------------------------------ main
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke check: small N, 1 photo, 1 repetition")
+    parser.add_argument("--reps", type=int, default=None, help="timing repetitions (default 3; quick 1)")
+    parser.add_argument("--photos", default=None,
+                        help="comma-separated sample photos (default chelsea,coffee,astronaut; quick chelsea)")
+    parser.add_argument("--tols", default=None, help="comma-separated --converge values")
+    parser.add_argument("--steps", type=int, default=50, help="deletion/insertion steps")
+    parser.add_argument("--blas1", action="store_true",
+                        help="overhead workers with OPENBLAS_NUM_THREADS=1 (diagnosis: numpy's BLAS "
+                             "threads competing with OpenVINO's)")
+    parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--skip-quality", action="store_true")
+    # internal: one overhead configuration in a fresh process
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--targets", help=argparse.SUPPRESS)
+    parser.add_argument("--photo", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        overhead_worker(args)
+        return
+
+    args.reps = args.reps or (1 if args.quick else 3)
+    args.photos = (args.photos or ("chelsea" if args.quick else "chelsea,coffee,astronaut")).split(",")
+    if args.quick:
+        over_sizes, sizes, chunks = [200], [100, 200, 400], 2
+        tols = [float(t) for t in (args.tols or "0.01,0.005").split(",")]
+    else:
+        over_sizes, sizes, chunks = [1000, 4000], [250, 500, 1000, 2000, 4000], 4
+        tols = [float(t) for t in (args.tols or "0.01,0.007,0.005,0.004,0.003").split(",")]
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        files = model_files(Path(tmp))
+        launch = launcher(files)
+        first = photos(args.photos[:1])[args.photos[0]]
+        args.work_hw = working_image(first, launch.input_size).shape[:2]
+        print(f"model: {files['name']}, {gflop(files['xml']):.2f} GFLOP/image, input "
+              f"{launch.input_size[0]}x{launch.input_size[1]}, batch {launch.batch_size}, "
+              f"{launch.requests} requests; {os.cpu_count()} CPUs")
+        del launch
+    if not args.skip_overhead:
+        overhead(args, over_sizes)
+    if not args.skip_quality:
+        quality(args, sizes, tols, chunks)
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
