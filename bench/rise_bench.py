@@ -172,13 +172,11 @@ def photos(names: list[str]) -> dict[str, np.ndarray]:
     return {n: every[n] for n in names}
 
 
-def working_image(image: np.ndarray, input_hw) -> np.ndarray:
+def working_image(image: np.ndarray, launcher) -> np.ndarray:
     """The image at the size RISE masks it (as ``Rise.explain`` computes it)."""
     import cv2
 
-    from explain_plugin.methods.rise import working_size
-
-    wh, ww = working_size(image.shape[:2], input_hw)
+    wh, ww = launcher.view_size(image.shape[:2])
     work = image.astype(np.float32)
     if (wh, ww) != image.shape[:2]:
         work = cv2.resize(work, (ww, wh), interpolation=cv2.INTER_AREA)
@@ -217,7 +215,7 @@ def overhead_worker(args) -> None:
         files = model_files(Path(tmp))
         launch = launcher(files)
         image = photos([args.photo])[args.photo]
-        work = working_image(image, launch.input_size)
+        work = working_image(image, launch)
         masks = MaskGenerator(7, 7, 0.5, seed=12345).next(POOL, *work.shape[:2])
         pool = list(masks[..., None] * work[None])
         del masks
@@ -317,7 +315,7 @@ def quality(args, sizes: list[int], tols: list[float], chunks: int) -> None:
         results = {}  # photo -> dict
         started = time.perf_counter()
         for name, image in photos(args.photos).items():
-            work = working_image(image, launch.input_size)
+            work = working_image(image, launch)
             blurred = cv2.GaussianBlur(work, (0, 0), sigmaX=BLUR_FRACTION * max(work.shape[:2]))
             step = min(sizes)
 
@@ -460,7 +458,7 @@ def main() -> None:
         files = model_files(Path(tmp))
         launch = launcher(files)
         first = photos(args.photos[:1])[args.photos[0]]
-        args.work_hw = working_image(first, launch.input_size).shape[:2]
+        args.work_hw = working_image(first, launch).shape[:2]
         print(f"model: {files['name']}, {gflop(files['xml']):.2f} GFLOP/image, input "
               f"{launch.input_size[0]}x{launch.input_size[1]}, batch {launch.batch_size}, "
               f"{launch.requests} requests; {os.cpu_count()} CPUs")

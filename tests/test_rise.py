@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from explain_plugin.launchers.openvino import OpenVinoLauncher
-from explain_plugin.methods.rise import Rise, working_size
+from explain_plugin.methods.rise import Rise
 from explain_plugin.samples import known_answer
 
 SAMPLE = Path(__file__).parents[1] / "sample_projects" / "known_answer"
@@ -128,10 +128,15 @@ def test_mask_values(classifier, mask_value):
     assert snap.maps[0][region].mean() > 2 * snap.maps[0][~region].mean()
 
 
-def test_large_photo_is_masked_at_model_scale():
-    assert working_size((3000, 4000), (48, 64)) == (48, 64)
-    assert working_size((3000, 4000), (224, 224)) == (224, 299)
-    assert working_size((100, 120), (224, 224)) == (100, 120)
+def test_large_photo_is_masked_at_model_scale(classifier, known_models):
+    assert classifier.view_size((3000, 4000)) == (48, 64)  # warp: the input itself
+    xml = known_models["classifier"]
+    crop = OpenVinoLauncher(description=str(xml), interpreter=str(known_models["classifier_0x"]),
+                            rescale="crop")
+    assert crop.view_size((3000, 4000)) == (48, 64)
+    assert crop.view_size((3000, 3000)) == (64, 64)  # then the centre 48 x 64 is cropped
+    snap = final(rise(max_samples=16), crop, np.zeros((3000, 3000, 3), np.uint8))[-1]
+    assert snap.maps.shape[1:] == (56, 56)
 
 
 # The command, as users run it ------------------------------------------------

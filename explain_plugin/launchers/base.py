@@ -52,6 +52,14 @@ class Launcher(ABC):
     def layout(self) -> str:
         return "NCHW"
 
+    def view_size(self, image_hw: tuple[int, int]) -> tuple[int, int]:
+        """The size, at the image's aspect ratio, at which an image still carries
+        every pixel the model sees of it (methods mask images at this size).
+        Default: scaled so each side covers the input, never above the image."""
+        (h, w), (ih, iw) = image_hw, self.input_size
+        scale = min(1.0, max(ih / h, iw / w))
+        return max(1, round(h * scale)), max(1, round(w * scale))
+
     @property
     def batch_size(self) -> int:
         """A batch size that keeps the device busy (what methods should feed)."""

@@ -36,7 +36,7 @@ from explain_plugin.errors import CliError
 from .base import Launcher
 from .interpreters import BatchInterpreter, Interpreter, ItemInterpreter, builtin_interpreter, load_interpreter
 from .predictions import detections_from_annotations
-from .preprocess import RESCALE_MODES, map_script_annotations, prepare_batch, to_bgr
+from .preprocess import RESCALE_MODES, fit, map_script_annotations, prepare_batch, to_bgr
 
 __all__ = ["OpenVinoLauncher"]
 
@@ -315,6 +315,13 @@ class OpenVinoLauncher(Launcher):
     def batch_size(self) -> int:
         return self._batch
 
+    def view_size(self, image_hw: tuple[int, int]) -> tuple[int, int]:
+        """The image resized as ``--rescale`` resizes it before any crop or pad, so an
+        image of this size needs no resizing here (its crop or pad is a copy)."""
+        if self._is_item:  # the script sizes images itself
+            return super().view_size(image_hw)
+        return fit(tuple(image_hw), self._hw, self.rescale).resized_hw
+
     @property
     def requests(self) -> int:
         """Inference requests kept in flight."""
@@ -367,7 +374,7 @@ class OpenVinoLauncher(Launcher):
                     except StopIteration:
                         exhausted = True
                         continue
-                    pending.append(self._submit(list(batch)))
+                    pending.append(self._submit(batch))
                     continue
                 if not pending:
                     return
@@ -387,14 +394,17 @@ class OpenVinoLauncher(Launcher):
             outputs = exc
         job.deliver(index, outputs)
 
-    def _submit(self, images: list[np.ndarray]) -> tuple[_Job, Any]:
+    def _submit(self, batch: Sequence[np.ndarray]) -> tuple[_Job, Any]:
+        # An [N,H,W,3] array (what RISE feeds) is already the stack 0.x scripts get.
+        stacked = batch if isinstance(batch, np.ndarray) and batch.ndim == 4 \
+            and batch.shape[3] == 3 else None
+        images = [to_bgr(image) for image in batch]
         if not images:
             return _Job(0, 0), None
-        images = [to_bgr(image) for image in images]
         if self._is_item:
             inputs, ctx = self._prepare_items(images)
         else:
-            inputs, ctx = self._prepare_batch(images)
+            inputs, ctx = self._prepare_batch(images, stacked)
         n, b = len(images), self._batch
         job = _Job(n, -(-n // b))
         for index, start in enumerate(range(0, n, b)):
@@ -408,10 +418,13 @@ class OpenVinoLauncher(Launcher):
             self._queue.start_async(chunk, userdata=(job, index), share_inputs=True)
         return job, ctx
 
-    def _prepare_batch(self, images: list[np.ndarray]) -> tuple[dict, Any]:
-        same = len({im.shape for im in images}) == 1
+    def _prepare_batch(self, images: list[np.ndarray], stacked: np.ndarray | None = None
+                       ) -> tuple[dict, Any]:
+        same = stacked is not None or len({im.shape for im in images}) == 1
         # Scripts get the original images, stacked NHWC when they share a shape (as in 0.x).
-        originals = np.stack(images) if same and self.interpreter.kind != "builtin" else images
+        originals = images
+        if same and self.interpreter.kind != "builtin":
+            originals = stacked if stacked is not None else np.stack(images)
         model_images = images
         if self.interpreter.kind == "1.0" and same:
             model_images = list(self.interpreter.resize(np.asarray(originals, np.float32)))

@@ -2,8 +2,9 @@
 
 Random binary grids, upsampled with a sub-cell shift at the image's aspect ratio,
 blend the image with a mask value; the model scores every masked image and
-saliency = sum(weight * mask) / (N * p). Images are masked at about the model's
-input resolution (a 4000x3000 photo costs what a 300x225 one does) and saliency
+saliency = sum(weight * mask) / (N * p). Images are masked at the size the
+launcher scales them to (a 4000x3000 photo costs what a 300x225 one does, and
+the launcher has nothing left to resize) and saliency
 accumulates at a few pixels per cell, with one float32 matrix product per batch.
 """
 from __future__ import annotations
@@ -23,14 +24,6 @@ from explain_plugin.methods.target_select import parse_targets, select_boxes, se
 
 SALIENCY_PIXELS_PER_CELL = 8  # maps are bilinear in the cells: 8 px per cell loses nothing
 MASK_VALUES = ("0", "mean", "blur")
-
-
-def working_size(image_hw: tuple[int, int], input_hw: tuple[int, int]) -> tuple[int, int]:
-    """The smallest size, at the image's aspect ratio, that still gives the model
-    every pixel it would see of the original image (never larger than the image)."""
-    h, w = image_hw
-    scale = min(1.0, max(input_hw[0] / h, input_hw[1] / w))
-    return max(1, round(h * scale)), max(1, round(w * scale))
 
 
 def mask_base(image: np.ndarray, value: str, cell: float) -> np.ndarray:
@@ -108,7 +101,7 @@ class Rise(ExplainMethod):
         spec = parse_targets(p.get("targets"), labels)
 
         h0, w0 = image.shape[:2]
-        wh, ww = working_size((h0, w0), launcher.input_size)
+        wh, ww = launcher.view_size((h0, w0))
         work = image.astype(np.float32)
         if (wh, ww) != (h0, w0):
             work = cv2.resize(work, (ww, wh), interpolation=cv2.INTER_AREA)
