@@ -6,6 +6,9 @@ the same batch as each launcher. The launcher is fed HWC float32 BGR images
 at the model size (what RISE feeds) and returns annotations, so it also pays
 for layout conversion and interpretation. Median of several repetitions.
 
+Models: Datumaro's RISE test model (when ../shared is there), a 300 MFLOP conv
+net built here, and the real EfficientNet-Lite0 once the samples are built.
+
     /work/venv/bin/python bench/infer_bench.py [--images 256] [--reps 5]
 """
 from __future__ import annotations
@@ -127,6 +130,11 @@ def main() -> None:
         models = [(f"conv CNN 224x224 ({mflop:.0f} MFLOP/image)", conv)]
         if SHARED_MODEL.is_file():
             models.insert(0, ("datumaro RISE test model [1,3,224,224]", SHARED_MODEL))
+        from explain_plugin.samples.real_project import cache_dir
+
+        effnet = cache_dir() / "efficientnet_lite0" / "efficientnet_lite0.xml"
+        if effnet.is_file():  # built by `python -m explain_plugin.samples build`
+            models.append(("EfficientNet-Lite0 (real, ~770 MFLOP/image)", effnet))
         for title, xml in models:
             rows = bench_model(xml, args.images, args.reps, args.batch)
             print(f"\n{title}: {args.images} images, median of {args.reps}")

@@ -271,12 +271,18 @@ class _ClassScores:
         if not ((x >= 0).all() and np.abs(x.sum(axis=1) - 1).max() < 1e-3):
             x = np.exp(x - x.max(axis=1, keepdims=True))
             x /= x.sum(axis=1, keepdims=True)
-        return [[Label(c, attributes={"score": float(p)}) for c, p in enumerate(row)] for row in x]
+        # One Label per image (the top class) carrying every class's score: building
+        # C Label objects per image would cost more than the inference itself.
+        top = x.argmax(axis=1)
+        return [[Label(int(c), attributes={"score": float(row[c]),
+                                           "scores": row.astype(np.float32).tolist()})]
+                for c, row in zip(top, x)]
 
 
 def builtin_interpreter(model) -> BatchInterpreter:
-    """The interpreter used without ``-i``: one Label with a score per class, for
-    models with a single [N,C] output; other models need a script."""
+    """The interpreter used without ``-i``, for models with a single [N,C] output:
+    the top class as a Label whose ``scores`` attribute holds every class's score;
+    other models need a script."""
     outputs = model.outputs
     shape = outputs[0].get_partial_shape() if len(outputs) == 1 else None
     if shape is None or not shape.rank.is_static or len(shape) != 2 or not shape[1].is_static:

@@ -66,7 +66,7 @@ def scores_from_annotations(
             if not isinstance(ann, Label):
                 continue
             vector = ann.attributes.get("scores")
-            if "score" not in ann.attributes and vector is not None:
+            if vector is not None:
                 vector = np.asarray(vector, np.float32).reshape(-1)
                 if vector.shape != (num_classes,):
                     raise CliError(
@@ -74,7 +74,8 @@ def scores_from_annotations(
                         f"expected one per category ({num_classes})"
                     )
                 np.maximum(row, vector, out=row)
-                continue
+                if "score" not in ann.attributes:
+                    continue
             label = _label_id(ann, num_classes, source)
             row[label] = max(row[label], _score(ann, source))
     return scores
