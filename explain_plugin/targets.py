@@ -56,19 +56,12 @@ def item_image(item) -> np.ndarray:
         raise CliError(f"cannot read the image of item '{item.id}': {e}") from e
     if data is None:
         raise CliError(f"cannot read the image of item '{item.id}': the file is missing or empty")
-    return to_bgr(np.asarray(data))
+    from explain_plugin.launchers.preprocess import to_bgr
 
-
-def to_bgr(image: np.ndarray) -> np.ndarray:
-    """Grey, BGR or BGRA -> 3-channel BGR, keeping uint8 as uint8."""
-    if image.ndim == 2:
-        image = image[:, :, None]
-    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
-        raise CliError(f"expected an HxW, HxWx3 or HxWx4 image, got shape {image.shape}")
-    if image.shape[2] == 1:
-        image = np.repeat(image, 3, axis=2)
-    elif image.shape[2] == 4:
-        image = image[:, :, :3]
-    if image.dtype != np.uint8:
+    try:
+        image = to_bgr(np.asarray(data))
+    except ValueError as e:
+        raise CliError(f"item '{item.id}': {e}") from None
+    if image.dtype != np.uint8:  # keep 8-bit images as they are; others as float32 0..255
         image = np.clip(image, 0, 255).astype(np.float32)
     return np.ascontiguousarray(image)

@@ -237,3 +237,19 @@ def test_a_plugin_adds_a_method(datum, project):
     assert result.code == 0, result
     run_dir = next((project / "explanations").iterdir())
     assert (run_dir / "noise-centre.npy").is_file()
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+def test_grey_and_rgba_images(datum, project, tmp_path, channels):
+    image = np.full((90, 70, channels), 80, np.uint8)
+    image[:45, 35:, :3] = 220  # the top-right quadrant, in every colour channel
+    if channels == 4:
+        image[..., 3] = 255
+    path = tmp_path / f"c{channels}.png"
+    cv2.imwrite(str(path), image[..., 0] if channels == 1 else image)
+    out = tmp_path / "out"
+    result = datum("explain", "-p", project, "-m", "classifier", "-o", out, "-t", path, "rise",
+                   "-s", "300")
+    assert result.code == 0, result
+    sal = np.load(out / f"c{channels}-top_right.npy")
+    assert sal.shape == (90, 70) and sal[:45, 35:].mean() > sal[45:].mean()

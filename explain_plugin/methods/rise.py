@@ -71,7 +71,7 @@ class Rise(ExplainMethod):
                 show_default=True, help="What masked pixels become."),
             opt(["--converge"], type=click.FloatRange(min=0, min_open=True), default=None,
                 help="Stop at the first snapshot where the maps' estimated noise (mean abs, "
-                     "from two independent half-maps) is below TOL, e.g. 0.02."),
+                     "from two independent half-maps) is below TOL, e.g. 0.045."),
             opt(["--normalize", "normalize"], type=click.Choice(["density", "expected"]),
                 default="density", show_default=True,
                 help="Divide by how often each pixel was actually kept (density: a constant "
