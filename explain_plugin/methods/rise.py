@@ -85,12 +85,6 @@ class Rise(ExplainMethod):
 
     def explain(self, launcher, image: np.ndarray, progress: ProgressFn | None = None
                 ) -> Iterator[Snapshot]:
-        from explain_plugin.methods.scoring import (
-            BoxScorer, ClassScorer, box_targets, class_targets, nms_keep, subset,
-        )
-        from explain_plugin.launchers.predictions import (
-            detections_from_annotations, scores_from_annotations,
-        )
         import cv2
 
         p = self.params
@@ -110,22 +104,7 @@ class Rise(ExplainMethod):
         base = mask_base(work, str(p.get("mask_value", "0")),
                          max(wh / p["mask_height"], ww / p["mask_width"]))
 
-        clean = launcher.predict([work])[0]
-        num_classes = len(labels)
-        if any(_is_box(a) for a in clean):
-            det = detections_from_annotations(clean, num_classes)
-            keep = np.flatnonzero(det.scores >= p.get("det_conf_thresh", 0.0))
-            det = subset(det, keep)
-            if p.get("nms_iou_thresh"):
-                det = subset(det, nms_keep(det, p["nms_iou_thresh"]))
-            det = subset(det, select_boxes(det.labels, det.scores, spec))
-            scorer = BoxScorer(det, num_classes, p.get("iou_thresh", 0.0))
-            targets = box_targets(det, labels, (w0 / ww, h0 / wh))
-        else:
-            scores = scores_from_annotations([clean], num_classes)[0]
-            ids = select_classes(scores, spec)
-            scorer = ClassScorer(ids, num_classes)
-            targets = class_targets(ids, scores, labels)
+        scorer, targets = self._scorer(launcher, work, (h0, w0), labels, spec)
         if not targets:
             raise NothingToExplain("the model found nothing to explain in the image "
                                    "(no detections above --conf): lower --conf or check the model")
@@ -171,6 +150,33 @@ class Rise(ExplainMethod):
                         return
         yield acc.snapshot(targets, final=True, extra={
             "noise": acc.noise(), "seconds": time.perf_counter() - started})
+
+    def _scorer(self, launcher, work: np.ndarray, image_hw: tuple[int, int], labels: list[str],
+                spec: tuple[str, object]):
+        """What to explain, from the model's answer on the clean image: classes (RISE)
+        or boxes after --conf and --nms (D-RISE); and how to weigh a masked image."""
+        from explain_plugin.launchers.predictions import (
+            detections_from_annotations, scores_from_annotations,
+        )
+        from explain_plugin.methods.scoring import (
+            BoxScorer, ClassScorer, box_targets, class_targets, nms_keep, subset,
+        )
+
+        p = self.params
+        (h0, w0), (wh, ww) = image_hw, work.shape[:2]
+        clean = launcher.predict([work])[0]
+        num_classes = len(labels)
+        if any(_is_box(a) for a in clean):
+            det = detections_from_annotations(clean, num_classes)
+            det = subset(det, np.flatnonzero(det.scores >= p.get("det_conf_thresh", 0.0)))
+            if p.get("nms_iou_thresh"):
+                det = subset(det, nms_keep(det, p["nms_iou_thresh"]))
+            det = subset(det, select_boxes(det.labels, det.scores, spec))
+            return (BoxScorer(det, num_classes, p.get("iou_thresh", 0.0)),
+                    box_targets(det, labels, (w0 / ww, h0 / wh)))
+        scores = scores_from_annotations([clean], num_classes)[0]
+        ids = select_classes(scores, spec)
+        return ClassScorer(ids, num_classes), class_targets(ids, scores, labels)
 
 
 class Blender:
