@@ -11,7 +11,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 
 def median_seconds(cmd: list[str], runs: int, cwd: str | None = None) -> float:

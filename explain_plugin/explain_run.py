@@ -63,6 +63,7 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
         stem = resolved.image_path.stem if resolved.image_path else key
         image = item_image(item)
         item_started = time.perf_counter()
+        snap = None
         try:
             with _progress_bar(key, method_params.get("max_samples")) as update:
                 for snap in method.explain(launcher, image, progress=update):
@@ -78,6 +79,9 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
             click.echo(f"{key}: {e}", err=True)
             manifest.record(key, {"files": [], "targets": [], "note": str(e)})
             continue
+        if snap is None or not snap.final:
+            raise CliError(f"method '{method_cls.name}' ended without a final map for '{key}' "
+                           "(a bug in the method: its explain() must end with final=True)")
         manifest.record(key, {
             "files": files,
             "masks_used": snap.masks_used,

@@ -1,7 +1,6 @@
 """The OpenVINO launcher on the known-answer models: every interpreter kind, batching,
 image formats, rescale modes, detector filters and streaming."""
 import textwrap
-import threading
 from pathlib import Path
 
 import cv2

@@ -5,7 +5,6 @@ import shutil
 import textwrap
 from pathlib import Path
 
-import pytest
 import yaml
 
 from conftest import write_images

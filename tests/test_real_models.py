@@ -6,7 +6,6 @@ skipped otherwise.
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 import subprocess
 from pathlib import Path

@@ -22,7 +22,7 @@ import itertools
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 import numpy as np
 from datumaro.components.annotation import Annotation, AnnotationType, Label, LabelCategories

@@ -26,15 +26,14 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-import cv2
 import numpy as np
 import openvino as ov
-from datumaro.components.annotation import Annotation, AnnotationType, Bbox, Label, LabelCategories
+from datumaro.components.annotation import Annotation, AnnotationType, Bbox, LabelCategories
 
 from explain_plugin.errors import CliError
 
 from .base import Launcher
-from .interpreters import BatchInterpreter, Interpreter, ItemInterpreter, builtin_interpreter, load_interpreter
+from .interpreters import Interpreter, ItemInterpreter, builtin_interpreter, load_interpreter
 from .predictions import detections_from_annotations
 from .preprocess import RESCALE_MODES, fit, map_script_annotations, prepare_batch, to_bgr
 
@@ -507,14 +506,8 @@ class OpenVinoLauncher(Launcher):
         keep = np.arange(len(dets))
         if self.conf_thresh is not None:
             keep = keep[dets.scores >= self.conf_thresh]
-        if self.iou_thresh is not None and len(keep):
-            xyxy = dets.boxes[keep]
-            xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
-            picked = cv2.dnn.NMSBoxesBatched(
-                xywh.tolist(), dets.scores[keep].tolist(), dets.labels[keep].tolist(),
-                float(np.finfo(np.float32).min), float(self.iou_thresh),
-            )
-            keep = keep[np.asarray(picked, np.int64).reshape(-1)]
+        if self.iou_thresh is not None:
+            keep = keep[dets.subset(keep).nms(self.iou_thresh)]
         else:
             keep = keep[np.argsort(-dets.scores[keep], kind="stable")]
         if self.max_objects is not None:

@@ -29,6 +29,23 @@ class Detections:
         probs = None if num_classes is None else np.zeros((0, num_classes), np.float32)
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32), probs)
 
+    def subset(self, idx: np.ndarray) -> "Detections":
+        """The detections at indices ``idx``, in that order."""
+        return Detections(self.boxes[idx], self.labels[idx], self.scores[idx],
+                          None if self.probs is None else self.probs[idx])
+
+    def nms(self, iou_thresh: float) -> np.ndarray:
+        """Indices kept by per-label non-maximum suppression (OpenCV's), best first."""
+        import cv2
+
+        if not len(self):
+            return np.zeros(0, np.int64)
+        xywh = np.concatenate([self.boxes[:, :2], self.boxes[:, 2:] - self.boxes[:, :2]], axis=1)
+        keep = cv2.dnn.NMSBoxesBatched(xywh.tolist(), self.scores.tolist(), self.labels.tolist(),
+                                       float(np.finfo(np.float32).min), float(iou_thresh))
+        keep = np.asarray(keep, np.int64).reshape(-1)
+        return keep[np.argsort(-self.scores[keep], kind="stable")]
+
 
 def _label_id(ann: Annotation, num_classes: int, source: str) -> int:
     label = ann.label

@@ -159,7 +159,7 @@ class Rise(ExplainMethod):
             detections_from_annotations, scores_from_annotations,
         )
         from explain_plugin.methods.scoring import (
-            BoxScorer, ClassScorer, box_targets, class_targets, nms_keep, subset,
+            BoxScorer, ClassScorer, box_targets, class_targets,
         )
 
         p = self.params
@@ -168,10 +168,10 @@ class Rise(ExplainMethod):
         num_classes = len(labels)
         if any(_is_box(a) for a in clean):
             det = detections_from_annotations(clean, num_classes)
-            det = subset(det, np.flatnonzero(det.scores >= p.get("det_conf_thresh", 0.0)))
+            det = det.subset(np.flatnonzero(det.scores >= p.get("det_conf_thresh", 0.0)))
             if p.get("nms_iou_thresh"):
-                det = subset(det, nms_keep(det, p["nms_iou_thresh"]))
-            det = subset(det, select_boxes(det.labels, det.scores, spec))
+                det = det.subset(det.nms(p["nms_iou_thresh"]))
+            det = det.subset(select_boxes(det.labels, det.scores, spec))
             return (BoxScorer(det, num_classes, p.get("iou_thresh", 0.0)),
                     box_targets(det, labels, (w0 / ww, h0 / wh)))
         scores = scores_from_annotations([clean], num_classes)[0]

@@ -78,26 +78,6 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a / np.maximum(na, 1e-12)) @ (b / np.maximum(nb, 1e-12)).T
 
 
-def nms_keep(det: Detections, iou_thresh: float) -> np.ndarray:
-    """Indices kept by per-label NMS (OpenCV's), best first."""
-    import cv2
-
-    if not len(det.labels):
-        return np.zeros(0, dtype=np.int64)
-    xywh = np.concatenate([det.boxes[:, :2], det.boxes[:, 2:] - det.boxes[:, :2]], axis=1)
-    keep = cv2.dnn.NMSBoxesBatched(xywh.tolist(), det.scores.tolist(), det.labels.tolist(),
-                                   0.0, float(iou_thresh))
-    keep = np.asarray(keep, dtype=np.int64).reshape(-1)
-    return keep[np.argsort(-det.scores[keep], kind="stable")]
-
-
-def subset(det: Detections, idx: np.ndarray) -> Detections:
-    return Detections(
-        boxes=det.boxes[idx], labels=det.labels[idx], scores=det.scores[idx],
-        probs=None if det.probs is None else det.probs[idx],
-    )
-
-
 def box_targets(det: Detections, label_names: Sequence[str], scale: tuple[float, float]
                 ) -> list[ExplainedTarget]:
     """Targets for detections; ``scale`` (sx, sy) maps boxes back to the original image."""
