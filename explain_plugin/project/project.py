@@ -251,7 +251,8 @@ def parse_path_target(target: str):
         path, fmt = target, None
     if not Path(path).exists():
         raise CliError(
-            f"unknown target '{target}': expected 'project', a source name, or PATH:FORMAT"
+            f"unknown target '{target}': no such file or folder, and not 'project' or a "
+            "source name; pass an image path, 'project', a source name or PATH:FORMAT"
         )
     return import_dataset(Path(path), fmt, {}, what=f"'{path}'")
 
