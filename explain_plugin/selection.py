@@ -49,29 +49,36 @@ def parse_ids(text: str | None) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def apply_filters(dataset, selection: Selection):
-    """The dataset restricted to the selection's subsets and filter expression."""
+def apply_filters(dataset, selection: Selection) -> Iterator:
+    """The dataset's items in the selection's subsets that pass its filter expression.
+
+    Wraps the dataset (``Dataset.filter`` would change it in place): Datumaro's
+    own XPath item filter, the one ``datum filter -e`` runs.
+    """
     if selection.subsets:
         known = set(dataset.subsets())
         missing = [s for s in selection.subsets if s not in known]
         if missing:
             raise CliError(f"unknown subset(s) {', '.join(missing)}: the dataset has "
                            f"{', '.join(sorted(known)) or 'none'}")
-        wanted = set(selection.subsets)
-        dataset = dataset.filter(lambda item: item.subset in wanted)
+    source = dataset
     if selection.filter_expr:
+        import warnings
+
+        from datumaro.components.filter import XPathDatasetFilter
+
         expr = selection.filter_expr
         try:
-            from lxml import etree  # what Datumaro's XPath filter runs on
-
-            etree.XPath(expr)
-        except ImportError:
-            pass
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                source = XPathDatasetFilter(dataset, expr)
         except Exception as e:
             raise CliError(f"bad --filter '{expr}': {e}; write an XPath item filter such as "
                            "\"/item[subset='val']\" or \"/item[annotation/label='cat']\"") from None
-        dataset = dataset.filter(expr)
-    return dataset
+    wanted = set(selection.subsets)
+    for item in source:
+        if not wanted or item.subset in wanted:
+            yield item
 
 
 def item_key(item) -> str:
@@ -96,7 +103,7 @@ def select_items(dataset, selection: Selection, stats: SelectionStats) -> Iterat
     ids = set(selection.ids)
     seen_ids: set[str] = set()
     try:
-        items = iter(apply_filters(dataset, selection))
+        items = apply_filters(dataset, selection)
         for item in items:
             if ids:
                 key = item_key(item)

@@ -12,7 +12,10 @@ _VALUE_OPTIONS = {"-m", "--model", "-t", "--target", "-o", "--output-dir", "-p",
 
 class ExplainGroup(click.Group):
     """Methods are loaded only when ``explain`` runs; an optional TARGET may stand
-    before the method name (Datumaro 1.x) as well as ``-t TARGET`` (0.x)."""
+    before the method name (Datumaro 1.x) as well as ``-t TARGET`` (0.x); options may
+    follow TARGET (the method name, not the first argument, ends the group's part)."""
+
+    allow_interspersed_args = True
 
     def _methods(self, ctx: click.Context) -> dict[str, type]:
         from explain_plugin.plugins import collect, context_plugin_manager

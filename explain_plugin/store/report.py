@@ -73,7 +73,7 @@ img.thumb{height:64px;max-width:120px;object-fit:contain;background:#ddd}
 #detail .box{background:#fff;margin:30px auto;padding:16px;max-width:1100px;border-radius:6px}
 #detail .maps{display:flex;flex-wrap:wrap;gap:12px}
 #detail figure{margin:0;max-width:520px}
-#detail figure img{max-width:520px;max-height:420px;display:block}
+#detail figure img{width:480px;max-width:100%;height:auto;display:block}
 #detail figcaption{font-size:12px;margin-top:4px}
 button{padding:3px 10px}
 </style></head><body>
@@ -153,7 +153,8 @@ function render(){
    var td;
    if(c.k==="img"){td=el("td");if(r.t.length&&r.t[0].o){var im=el("img","thumb");
      im.loading="lazy";im.alt=r.k;im.src=r.t[0].o;td.appendChild(im);}}
-   else{td=el("td",(c.num?"num ":"")+(c.k==="p"?"pred":""),fmt(c.k==="i"?r.i+1:val(r,c.k)));
+   else{td=el("td",(c.num?"num ":"")+(c.k==="p"?"pred":""),
+     fmt(c.k==="i"?r.i+1:c.k==="c"?r.c:val(r,c.k)));
      td.dataset.col=c.k;}
    tr.appendChild(td);});
   tr.onclick=function(){open(r);};
