@@ -83,6 +83,9 @@ def run_dataset(req: RunRequest, project, dataset) -> Path:
     manifest.update(name=name, selection=req.selection.describe(), status="running",
                     items_selected=len(keys), skipped_no_image=stats.skipped_no_image)
     manifest.save()
+    entry = {"method": req.method_cls.name, "model": req.model_name,
+             "target": req.target_name, "items": len(keys)}
+    registry.record_run(project, name, out_dir, {**entry, "status": "running"})
     if stats.skipped_no_image:
         example = ", ".join(stats.skipped_ids)
         click.echo(f"Skipping {stats.skipped_no_image} item(s) without a readable image "
@@ -105,8 +108,7 @@ def run_dataset(req: RunRequest, project, dataset) -> Path:
                     counts={"explained": explained, "reused": len(done), **summary})
     manifest.save()
     registry.record_run(project, name, out_dir, {
-        "method": req.method_cls.name, "model": req.model_name, "target": req.target_name,
-        "status": "complete", "items": len(keys), "targets": summary["targets"],
+        **entry, "status": "complete", "targets": summary["targets"],
         "finished": manifest["finished"]})
     note = f" ({len(done)} already done)" if done else ""
     click.echo(f"Explained {explained} item(s){note}; run '{name}' saved to '{out_dir}'")

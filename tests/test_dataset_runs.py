@@ -149,8 +149,10 @@ def test_project_info_and_list_show_the_run(finished_run, datum):
     assert "method: rise" in info.out and "items: 4" in info.out
     listed = datum("explain", "-p", proj, "--list")
     assert listed.code == 0 and "'run1':" in listed.out
-    config = (proj / ".datumaro" / "config.yml").read_text()
-    assert "explanations:" in config and "path: explanations/run1" in config
+    # Recorded beside the config, not in it: Datumaro <= 1.11 rejects unknown config keys.
+    assert "explanations" not in (proj / ".datumaro" / "config.yml").read_text()
+    registry = (proj / ".datumaro" / "explanations.yml").read_text()
+    assert "run1:" in registry and "path: explanations/run1" in registry
 
 
 def items_of(run: Path) -> set[tuple[str, str]]:
@@ -212,6 +214,7 @@ def test_killed_run_resumes_without_recomputing(project, datum, monkeypatch):
     assert len(shards) == 2  # what was finished; nothing assembled yet
     assert not (run / "annotations").exists()
     assert json.loads((run / "run.json").read_text())["status"] == "running"
+    assert "status: running" in datum("explain", "-p", project, "--list").out
     stamps = {p: p.stat().st_mtime_ns for p in shards}
 
     monkeypatch.setattr(ItemWriter, "write", real_write)
@@ -240,6 +243,14 @@ def test_remove_run_stays_inside_the_project(project, datum):
     assert (project / "quads").is_dir()
     unknown = datum("explain", "-p", project, "--remove", "nope")
     assert unknown.code == 1 and "unknown explanation run 'nope'" in unknown.err
+    # A registry entry pointing outside explanations/ is refused, nothing deleted.
+    registry = project / ".datumaro" / "explanations.yml"
+    text = registry.read_text()
+    registry.write_text(text.replace("path: explanations/gone", "path: quads"))
+    planted = datum("explain", "-p", project, "--remove", "gone")
+    assert planted.code == 1 and "refusing to delete" in planted.err
+    assert (project / "quads").is_dir()
+    registry.write_text(text)
     ok = datum("explain", "-p", project, "--remove", "gone")
     assert ok.code == 0 and not run.exists()
     assert "Explanation runs: none" in datum("explain", "-p", project, "--list").out
@@ -339,3 +350,39 @@ def test_progress_bar_is_off_when_quiet_or_not_a_terminal(monkeypatch):
     assert _bar(10, 0, quiet=True) is None
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
     assert _bar(10, 0, quiet=False) is None
+
+
+def test_report_of_10000_items_renders_one_page(tmp_path):
+    from chromium_cdp import Browser, find_chromium
+
+    from explain_plugin.store.report import PAGE_SIZE, write_report
+
+    binary = find_chromium()
+    if binary is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    rng = np.random.default_rng(0)
+    scores = rng.random(10_000)
+    shards = ({"key": f"val/{i:05d}", "subset": "val", "gt": [LABELS[i % 4]],
+               "pred": LABELS[(i // 3) % 4], "correct": LABELS[i % 4] == LABELS[(i // 3) % 4],
+               "targets": [{"label": LABELS[i % 4], "role": "pred", "score": float(s),
+                            "overlay": "missing.png", "heatmap": "missing.npy",
+                            "pointing": int(i % 5 == 0)}]}
+              for i, s in enumerate(scores))
+    report = tmp_path / "report.html"
+    summary = {"method": "rise", "model": "m", "target": "t", "run": "r", "accuracy": None}
+    assert write_report(report, "big", summary, ["pointing"], shards) == 10_000
+    wrong = sum(LABELS[i % 4] != LABELS[(i // 3) % 4] for i in range(10_000))
+    with Browser(binary) as browser:
+        browser.open(report.as_uri())
+        assert browser.eval("document.body.dataset.rendered") == str(PAGE_SIZE)
+        assert browser.eval("document.querySelectorAll('#body tr').length") == PAGE_SIZE
+        assert browser.eval("document.getElementById('count').textContent") \
+            == "10000 of 10000 items"
+        browser.eval("document.querySelector('th[data-key=sc]').click()")
+        first = browser.eval("parseFloat(document.querySelector('#body td[data-col=sc]')"
+                             ".textContent)")
+        assert first == pytest.approx(scores.min(), abs=1e-3)
+        browser.eval("var w = document.getElementById('wrong'); w.checked = true;"
+                     "w.dispatchEvent(new Event('change'))")
+        assert browser.eval("document.getElementById('count').textContent") \
+            == f"{wrong} of 10000 items"

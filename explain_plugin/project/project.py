@@ -126,15 +126,6 @@ class Project:
         self.model(name)
         del self.models[name]
 
-    # Explanation runs ----------------------------------------------------
-    @property
-    def explanations(self) -> dict[str, dict[str, Any]]:
-        """run name -> {path, method, model, ...}: a section Datumaro itself ignores."""
-        runs = self._config.get("explanations")
-        if not isinstance(runs, dict):
-            runs = self._config["explanations"] = {}
-        return runs
-
     # Sources -------------------------------------------------------------
     @property
     def sources(self) -> dict[str, dict[str, Any]]:
