@@ -91,15 +91,19 @@ def run_dataset(req: RunRequest, project, dataset) -> Path:
         click.echo(f"Skipping {stats.skipped_no_image} item(s) without a readable image "
                    f"(e.g. {example})", err=True)
 
-    launcher = load_launcher(project, req.model_name) if len(done) < len(keys) else None
-    labels = [c.name for c in launcher.categories] if launcher is not None \
-        else manifest.get("labels") or []
-    if launcher is not None:
-        manifest["labels"] = labels
+    launcher = None
+    if len(done) < len(keys) or not manifest.get("labels"):
+        launcher = load_launcher(project, req.model_name)
+        manifest["labels"] = [c.name for c in launcher.categories]
+        manifest.save()
+    labels = manifest["labels"]
     started = time.perf_counter()
     work = _Pipeline(req, launcher, writer, spec, dataset_labels, labels)
     explained = work.run(dataset, done, total=len(keys))
     seconds = time.perf_counter() - started
+    if work.unreadable:
+        click.echo(f"Skipped {len(work.unreadable)} item(s) whose image cannot be read: "
+                   + "; ".join(work.unreadable[:3]), err=True)
 
     summary = _assemble(layout, keys, labels, manifest, req, name, stats)
     manifest.update(status="complete", finished=_now(),
@@ -108,7 +112,7 @@ def run_dataset(req: RunRequest, project, dataset) -> Path:
                     counts={"explained": explained, "reused": len(done), **summary})
     manifest.save()
     registry.record_run(project, name, out_dir, {
-        **entry, "status": "complete", "targets": summary["targets"],
+        **entry, "status": "complete", "items": summary["items"], "targets": summary["targets"],
         "finished": manifest["finished"]})
     note = f" ({len(done)} already done)" if done else ""
     click.echo(f"Explained {explained} item(s){note}; run '{name}' saved to '{out_dir}'")
@@ -139,11 +143,13 @@ def _open_manifest(layout, identity: dict, overwrite: bool) -> _Manifest:
         if not isinstance(old, dict) or old.get("digest") != identity["digest"]:
             raise CliError(f"'{layout.root}' holds another run (different model, target or "
                            "parameters): choose another --name / -o, or pass --overwrite")
-    if overwrite and layout.root.exists():
+    if overwrite and old is not None:  # our run (it has run.json): clear what we wrote
         import shutil
 
-        # Shards carry the parameters' digest; removing them is what "start over" needs.
-        shutil.rmtree(layout.shards, ignore_errors=True)
+        for sub in ("items", "annotations", "images", "heatmaps"):
+            shutil.rmtree(layout.root / sub, ignore_errors=True)
+        for name in ("metrics.csv", "report.html"):
+            (layout.root / name).unlink(missing_ok=True)
         old = None
     data = old if isinstance(old, dict) else {**identity, "created": _now()}
     data["versions"] = package_versions()
@@ -157,6 +163,7 @@ class _Pipeline:
     def __init__(self, req: RunRequest, launcher, writer, spec, dataset_labels, labels):
         self.req, self.launcher, self.writer = req, launcher, writer
         self.spec, self.dataset_labels, self.labels = spec, dataset_labels, labels
+        self.unreadable: list[str] = []  # "key: reason", items skipped (no shard written)
 
     def run(self, dataset, done: set, total: int) -> int:
         loaded: queue.Queue = queue.Queue(maxsize=2)
@@ -176,7 +183,13 @@ class _Pipeline:
                     if k in done:
                         continue
                     gt = item_ground_truth(item, self.dataset_labels)
-                    entry = (item_key(item), k, item_image(item), gt)
+                    try:
+                        image = item_image(item)
+                    except CliError as e:  # a corrupt file: skip and count, go on
+                        self.unreadable.append(str(e))
+                        bar_update()
+                        continue
+                    entry = (item_key(item), k, image, gt)
                     while not stop.is_set():
                         try:
                             loaded.put(entry, timeout=0.1)
@@ -285,7 +298,9 @@ class _Pipeline:
 
     def _write(self, k, key: str, image: np.ndarray, gt, result: dict) -> None:
         from explain_plugin.run_metrics import target_metrics
-        from explain_plugin.store.item_writer import store_size, top_region, _resize_mask
+        from explain_plugin.store.item_writer import (
+            TOP_REGION, _resize_mask, store_size, top_region,
+        )
         from explain_plugin.writers.images import upsample
 
         subset, item_id = k
@@ -306,12 +321,14 @@ class _Pipeline:
             region = None
             if method_regions is not None and j < len(method_regions):
                 region = _resize_mask(method_regions[j], h, w)
-            shown = region if region is not None else top_region(sal)
+            shown = region if region is not None else top_region(sal, sample=snap.maps[j])
             boxes = [b for name, b in gt.boxes if name == t.name]
             targets.append({"label": t.label, "name": t.name, "score": t.score, "box": t.box,
                             "role": roles.get(t.label, "pred"),
+                            "region_kind": "method" if region is not None
+                            else f"top{int(TOP_REGION * 100)}",
                             "metrics": target_metrics(sal, shown, boxes, (h0, w0))})
-            regions.append(region)
+            regions.append(shown)
         pred = [t for t in targets if "pred" in t["role"]]
         info["pred"] = max(pred, key=lambda t: t["score"])["name"] if pred else None
         info["correct"] = (info["pred"] in gt.names) if (gt.names and info["pred"]) else None
@@ -363,7 +380,7 @@ def _assemble(layout, keys, labels, manifest, req: RunRequest, name: str,
                "accuracy": (correct / judged) if judged else None}
     write_report(layout.root / "report.html", f"Explanations: {name}", summary, metrics,
                  iter_shards(layout, keys))
-    return {"items": len(keys), "targets": n_targets, "subsets": per_subset,
+    return {"items": sum(per_subset.values()), "targets": n_targets, "subsets": per_subset,
             "skipped_no_image": stats.skipped_no_image}
 
 

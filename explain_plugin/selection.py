@@ -106,11 +106,10 @@ def select_items(dataset, selection: Selection, stats: SelectionStats) -> Iterat
         items = apply_filters(dataset, selection)
         for item in items:
             if ids:
-                key = item_key(item)
-                match = key if key in ids else item.id if item.id in ids else None
-                if match is None:
+                names = {item_key(item), item.id, f"{item.subset}/{item.id}"} & ids
+                if not names:
                     continue
-                seen_ids.add(match)
+                seen_ids.update(names)
             if not has_image(item):
                 stats.skipped_no_image += 1
                 if len(stats.skipped_ids) < 5:

@@ -173,6 +173,16 @@ def test_subset_filter_ids_limit_select_what_they_say(project, datum):
     assert len(run("lim", "--limit", "3")) == 3
 
 
+def test_unreadable_image_is_skipped_and_counted(project, datum):
+    (image,) = (project / "quads").rglob("q0.*")
+    image.write_bytes(b"not an image")
+    r = datum("explain", "-p", project, "-m", "cls", "quads", "-n", "c", "-q", "rise", "-s", "30")
+    assert r.code == 0, r
+    assert "Skipped 1 item(s) whose image cannot be read" in r.err and "q0" in r.err
+    assert items_of(project / "explanations" / "c") == {("train", "q1"), ("val", "q2"),
+                                                         ("val", "q3")}
+
+
 def test_bad_selection_is_one_line(project, datum):
     r = datum("explain", "-p", project, "-m", "cls", "quads", "--subset", "nope", "rise")
     assert r.code == 1 and "unknown subset(s) nope" in r.err and "Traceback" not in r.err

@@ -16,7 +16,7 @@ import numpy as np
 from explain_plugin.atomic import atomic_write_bytes, atomic_write_text
 from explain_plugin.store.layout import RunLayout
 
-MAX_SIDE = 1024  # maps, masks and overlays are stored at most this big (aspect kept)
+MAX_SIDE = 768  # maps, masks and overlays are stored at most this big (aspect kept)
 TOP_REGION = 0.2  # RISE's region: the top 20% of the map's pixels
 
 
@@ -25,12 +25,20 @@ def store_size(h: int, w: int, max_side: int = MAX_SIDE) -> tuple[int, int]:
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
-def top_region(saliency: np.ndarray, fraction: float = TOP_REGION) -> np.ndarray:
-    """bool mask of the ``fraction`` most salient pixels (none for a flat map)."""
-    if not saliency.size or float(saliency.max()) <= float(saliency.min()):
+def top_region(saliency: np.ndarray, fraction: float = TOP_REGION,
+               sample: np.ndarray | None = None) -> np.ndarray:
+    """bool mask of the ``fraction`` most salient pixels (none for a flat map).
+
+    ``sample``: the same map at a lower resolution (the method's own), whose quantile
+    stands in for the full map's (a smooth map's quantiles barely move on upsampling).
+    """
+    ref = saliency if sample is None else sample
+    lo, hi = float(ref.min()), float(ref.max())
+    if not ref.size or hi <= lo:
         return np.zeros(saliency.shape, dtype=bool)
-    cut = np.quantile(saliency, 1.0 - fraction)
-    return saliency >= max(cut, np.nextafter(np.float32(saliency.min()), np.float32(1)))
+    k = min(ref.size - 1, int(round((1.0 - fraction) * (ref.size - 1))))
+    cut = float(np.partition(ref.ravel(), k)[k])
+    return saliency >= max(cut, float(np.nextafter(np.float32(lo), np.float32(1))))
 
 
 def rle(mask: np.ndarray) -> dict:
@@ -71,8 +79,8 @@ class ItemWriter:
               maps: np.ndarray, targets: list[dict], regions: list[np.ndarray | None],
               info: dict[str, Any]) -> dict:
         """``maps`` [T, h, w] in [0, 1] at any size; ``targets`` dicts with label, name,
-        score, role, box, metrics; ``regions`` the method's own explanation masks (or None:
-        RISE's top region is used). Returns the shard."""
+        score, role, box, metrics, region_kind; ``regions`` the explanation masks (None:
+        the map's top region). Returns the shard."""
         from explain_plugin.writers.images import encode_png, overlay, upsample
         from explain_plugin.methods.base import ExplainedTarget
 
@@ -96,14 +104,15 @@ class ItemWriter:
             hm_rel = self.layout.heatmap(subset, item_id, j, t["name"])
             atomic_write_bytes(self.layout.root / hm_rel, npy_bytes(sal.astype(np.float16)))
             shown = ExplainedTarget(t["label"], t["name"], t["score"], sbox)
-            atomic_write_bytes(images_dir / ov_rel, encode_png(overlay(small, sal, shown)))
+            atomic_write_bytes(images_dir / ov_rel, encode_png(overlay(small, sal, shown),
+                                                                level=1))
             first_overlay = first_overlay or ov_rel
             region = regions[j] if j < len(regions) and regions[j] is not None else None
+            region_kind = t.get("region_kind") or ("method" if region is not None else None)
             if region is None:
                 region, region_kind = top_region(sal), f"top{int(TOP_REGION * 100)}"
             else:
                 region = _resize_mask(region, h, w)
-                region_kind = "method"
             overlay_rel = f"{self.layout.images_dir(subset)}/{ov_rel}"
             metrics = {k: v for k, v in (t.get("metrics") or {}).items() if v is not None}
             attributes = {
