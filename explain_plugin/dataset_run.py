@@ -41,6 +41,7 @@ class RunRequest:
     output_dir: str | None = None
     overwrite: bool = False
     quiet: bool = False
+    executor: Any = None  # explain_plugin.executors.ExecutorSpec; None: this process
 
 
 def params_identity(req: RunRequest, model_entry: dict) -> dict[str, Any]:
@@ -98,7 +99,8 @@ def run_dataset(req: RunRequest, project, dataset) -> Path:
         manifest.save()
     labels = manifest["labels"]
     started = time.perf_counter()
-    work = _Pipeline(req, launcher, writer, spec, dataset_labels, labels)
+    make = req.executor.pipeline if req.executor is not None else _Pipeline
+    work = make(req, launcher, writer, spec, dataset_labels, labels)
     explained = work.run(dataset, done, total=len(keys))
     seconds = time.perf_counter() - started
     if work.unreadable:

@@ -1,0 +1,266 @@
+"""A dataset run's items explained by Ray actors, one compiled model per actor.
+
+Dispatch is dynamic: the driver (this process) reads the next unfinished item and
+hands it to whichever actor is free; each actor holds one item at a time, so a
+slow item or a slow node never holds items that others could take, and an actor
+that dies loses only the item it held. That item goes back to the front of the
+queue for another actor (a replacement actor is started in its place); an item
+that kills ``MAX_ATTEMPTS`` workers is skipped and named, and a rerun retries it.
+
+Actors open the project by path and load its model once. They write each item's
+files straight into the run directory when they can see it (a shared filesystem;
+every item has its own files and its shard is renamed into place last, so no two
+writers ever touch one file); otherwise they send the item's results back and
+the driver writes them. Either way a finished item is its shard, which is all a
+resumed run checks, whichever worker wrote it.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from explain_plugin.errors import CliError
+
+MAX_ATTEMPTS = 3  # workers an item may take down before it is skipped
+INSTALL_HINT = "pip install explain-plugin[ray]"
+
+
+def import_ray():
+    """Ray, or a one-line error saying how to get it."""
+    try:
+        import ray
+    except ImportError:
+        raise CliError(f"--executor ray needs Ray, which is not installed: {INSTALL_HINT}"
+                       ) from None
+    return ray
+
+
+class _Recorder:
+    """An ItemWriter stand-in for workers that cannot see the run directory: it keeps
+    what would be written, for the driver to write."""
+
+    def __init__(self):
+        self.pending: dict | None = None
+
+    def write(self, **kwargs) -> None:
+        self.pending = kwargs
+
+    def take(self) -> dict | None:
+        pending, self.pending = self.pending, None
+        return pending
+
+
+class ItemWorker:
+    """One Ray actor: the project's model compiled once, then items one at a time."""
+
+    def __init__(self, req, project_dir: str, run_root: str, digest: str, spec,
+                 dataset_labels, labels):
+        from threadpoolctl import threadpool_limits
+
+        from explain_plugin.dataset_run import _Pipeline
+        from explain_plugin.models import load_launcher
+        from explain_plugin.project import Project
+        from explain_plugin.store.item_writer import ItemWriter
+        from explain_plugin.store.layout import RunLayout
+
+        # numpy's BLAS threads would fight OpenVINO's for this actor's cores.
+        self._blas = threadpool_limits(limits=1, user_api="blas")
+        layout = RunLayout(Path(run_root))
+        self.direct = _sees_run(layout, digest)
+        self.recorder = _Recorder()
+        writer = ItemWriter(layout, req.method_cls.name, digest) if self.direct else self.recorder
+        self.launcher = load_launcher(Project.open(project_dir), req.model_name)
+        self.pipeline = _Pipeline(req, self.launcher, writer, spec, dataset_labels, labels)
+        accepted = inspect.signature(self.pipeline._explain).parameters
+        self._extra = {}
+        if "launcher" in accepted:  # the item pipeline's per-thread launcher and stop event
+            self._extra = {"launcher": self.launcher, "stop": threading.Event()}
+
+    def ready(self) -> dict:
+        return {"pid": os.getpid(), "direct": self.direct}
+
+    def explain(self, key: str, k: tuple[str, str], image, gt) -> dict:
+        """Explain and store one item; returns what the driver must write (if anything)."""
+        started = time.perf_counter()
+        result = self.pipeline._explain(key, image, gt, None, **self._extra)
+        self.pipeline._write(k, key, image, gt, result)
+        return {"pid": os.getpid(), "seconds": time.perf_counter() - started,
+                "write": self.recorder.take()}
+
+
+def _sees_run(layout, digest: str) -> bool:
+    """Whether this process sees the driver's run directory (its run.json, same digest)."""
+    try:
+        return json.loads(layout.manifest.read_text(encoding="utf-8")).get("digest") == digest
+    except (OSError, ValueError):
+        return False
+
+
+class RayPipeline:
+    """The run's items over Ray actors; same interface as dataset_run's local pipeline."""
+
+    def __init__(self, executor, req, writer, spec, dataset_labels, labels):
+        self.executor, self.req, self.writer = executor, req, writer
+        self.spec, self.dataset_labels, self.labels = spec, dataset_labels, labels
+        self.unreadable: list[str] = []  # "key: reason", items skipped (no shard written)
+        self.failed: list[str] = []  # items that took down MAX_ATTEMPTS workers
+        self.lost_workers = 0
+        self.timings: list[float] = []  # seconds per item inside the actors
+
+    def run(self, dataset, done: set, total: int) -> int:
+        import click
+
+        ray = import_ray()
+        owned = not ray.is_initialized()
+        if owned:
+            _init(ray, self.executor.address)
+        try:
+            return self._run(ray, dataset, done, total)
+        finally:
+            if owned:
+                ray.shutdown()
+            if self.lost_workers:
+                click.echo(f"{self.lost_workers} worker(s) lost; their items were retried",
+                           err=True)
+            if self.failed:
+                click.echo(f"Skipped {len(self.failed)} item(s) that took down "
+                           f"{MAX_ATTEMPTS} workers each (a rerun retries them): "
+                           + ", ".join(self.failed[:3]), err=True)
+
+    def _run(self, ray, dataset, done: set, total: int) -> int:
+        from explain_plugin.dataset_run import _bar
+        from explain_plugin.item_targets import item_ground_truth
+        from explain_plugin.selection import SelectionStats, item_key, select_items
+        from explain_plugin.targets import item_image
+
+        todo = total - len(done)
+        if todo <= 0:
+            return 0
+        cpus = float(ray.cluster_resources().get("CPU", 1.0))
+        n = min(todo, self.executor.workers or max(1, int(cpus)))
+        # One CPU each, or an equal share when more actors than CPUs were asked for.
+        actor_cls = ray.remote(num_cpus=min(1.0, cpus / n), max_restarts=0)(ItemWorker)
+        root = str(Path(self.writer.layout.root).resolve())
+        args = (self.req, self.executor.project_dir, root, self.writer.digest, self.spec,
+                self.dataset_labels, self.labels)
+
+        actors = [actor_cls.remote(*args) for _ in range(n)]
+        self._check_started(ray, actors)
+        budget = n * MAX_ATTEMPTS  # replacement actors, all told
+
+        def items():
+            for item in select_items(dataset, self.req.selection, SelectionStats()):
+                k = (item.subset or "default", item.id)
+                if k in done:
+                    continue
+                gt = item_ground_truth(item, self.dataset_labels)
+                try:
+                    image = item_image(item)
+                except CliError as e:  # a corrupt file: skip and count, go on
+                    self.unreadable.append(str(e))
+                    if bar is not None:
+                        bar.update(1)
+                    continue
+                yield {"key": item_key(item), "k": k, "image": image, "gt": gt, "tries": 0}
+
+        bar = _bar(total, len(done), self.req.quiet)
+        source = items()
+        retry: deque = deque()
+        free = deque(range(n))
+        inflight: dict = {}  # ObjectRef -> (actor slot, job)
+        explained = 0
+        try:
+            while True:
+                while free:
+                    job = retry.popleft() if retry else next(source, None)
+                    if job is None:
+                        break
+                    slot = free.popleft()
+                    ref = actors[slot].explain.remote(job["key"], job["k"], job["image"],
+                                                      job["gt"])
+                    inflight[ref] = (slot, job)
+                if not inflight:
+                    break
+                ready, _ = ray.wait(list(inflight), num_returns=1)
+                for ref in ready:
+                    slot, job = inflight.pop(ref)
+                    try:
+                        out = ray.get(ref)
+                    except ray.exceptions.RayActorError:
+                        self.lost_workers += 1
+                        job["tries"] += 1
+                        if job["tries"] >= MAX_ATTEMPTS:
+                            self.failed.append(job["key"])
+                            if bar is not None:
+                                bar.update(1)
+                        else:
+                            retry.append(job)
+                        if budget <= 0:
+                            raise CliError(f"{self.lost_workers} Ray workers died; stopping "
+                                           "(see the Ray logs, e.g. /tmp/ray/session_latest)"
+                                           ) from None
+                        budget -= 1
+                        actors[slot] = actor_cls.remote(*args)
+                        free.append(slot)
+                        continue
+                    except ray.exceptions.RayTaskError as e:
+                        _reraise(e)
+                    if out["write"] is not None:
+                        self.writer.write(**out["write"])
+                    self.timings.append(out["seconds"])
+                    explained += 1
+                    free.append(slot)
+                    if bar is not None:
+                        bar.update(1)
+        finally:
+            for ref in inflight:
+                ray.cancel(ref, force=True)
+            for actor in actors:
+                ray.kill(actor)
+            if bar is not None:
+                bar.close()
+        return explained
+
+    def _check_started(self, ray, actors: list) -> None:
+        """Every actor loaded its model (a bad model is one error, not n restarts)."""
+        try:
+            ray.get([a.ready.remote() for a in actors])
+        except ray.exceptions.RayActorError as e:
+            cause = getattr(e, "cause", None) or getattr(e, "error_msg", None)
+            cause = getattr(cause, "cause", cause)
+            if isinstance(cause, CliError):
+                raise CliError(str(cause)) from None
+            raise CliError(f"Ray workers could not start: {_first_line(str(e))}") from None
+        except ray.exceptions.RayTaskError as e:
+            _reraise(e)
+
+
+def _init(ray, address: str | None) -> None:
+    import logging
+
+    try:
+        ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR,
+                 configure_logging=True)
+    except ConnectionError as e:
+        raise CliError(f"cannot join the Ray cluster at '{address}': {_first_line(str(e))} "
+                       "(start one with 'ray start --head', or omit --address)") from None
+
+
+def _reraise(error) -> None:
+    cause = getattr(error, "cause", None)
+    if isinstance(cause, CliError):
+        raise CliError(str(cause)) from None
+    if isinstance(cause, BaseException):
+        raise cause
+    raise error
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else text

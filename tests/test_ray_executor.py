@@ -1,0 +1,243 @@
+"""Dataset runs over Ray (``--executor ray``) on a local two-CPU cluster started here:
+same maps as a local run, resume across executors, a killed worker's item retried,
+and no Ray import (or a one-line error) where Ray is not asked for or not installed."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from explain_plugin.samples import known_answer
+
+LABELS = known_answer.CLASSIFIER_LABELS
+H, W = 64, 96
+ITEMS = {f"q{i}": i % 4 for i in range(6)}  # item -> lit quadrant (= the model's answer)
+RISE = ["rise", "-s", "120", "--seed", "3"]
+
+
+def quadrant_image(k: int) -> np.ndarray:
+    image = np.full((H, W, 3), 60, np.uint8)
+    y0, y1, x0, x1 = known_answer.classifier_regions(H, W)[k]
+    image[y0:y1, x0:x1] = 230
+    return image
+
+
+@pytest.fixture(scope="module")
+def base_project(tmp_path_factory, known_models):
+    from datumaro import Dataset
+    from datumaro.components.annotation import AnnotationType, Label, LabelCategories
+    from datumaro.components.dataset_base import DatasetItem
+    from datumaro.components.media import Image
+
+    from explain_plugin.cli import main
+
+    root = tmp_path_factory.mktemp("ray")
+    items = [DatasetItem(id=i, subset="val", annotations=[Label(k)],
+                         media=Image.from_numpy(quadrant_image(k))) for i, k in ITEMS.items()]
+    Dataset.from_iterable(items, categories={
+        AnnotationType.label: LabelCategories.from_iterable(LABELS)}
+    ).export(str(root / "data"), "datumaro", save_media=True)
+    proj, xml = root / "proj", known_models["classifier"]
+    for args in (["project", "create", "-o", proj],
+                 ["project", "import", "-p", proj, "-n", "quads", "-f", "datumaro", root / "data"],
+                 ["model", "add", "-p", proj, "-n", "cls", "-l", "openvino", "--", "-d", xml,
+                  "-w", xml.with_suffix(".bin"), "-i", known_models["classifier_0x"]]):
+        assert main([str(a) for a in args]) == 0
+    return proj
+
+
+@pytest.fixture
+def project(base_project, tmp_path):
+    proj = tmp_path / "proj"
+    shutil.copytree(base_project, proj)
+    return proj
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One local Ray instance (2 CPUs) for the module: start-up costs seconds."""
+    try:
+        import ray
+    except ImportError:
+        pytest.skip("Ray is not installed: pip install explain-plugin[ray] (or '.[test,ray]')")
+    import logging
+
+    # The killed-worker test's method lives in this (non-importable) module.
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def local_run(base_project, tmp_path_factory):
+    """The reference: the same run by the local executor."""
+    from explain_plugin.cli import main
+
+    proj = tmp_path_factory.mktemp("local") / "proj"
+    shutil.copytree(base_project, proj)
+    assert main(["explain", "-p", str(proj), "-m", "cls", "quads", "-n", "r", "-q",
+                 *RISE]) == 0
+    return proj / "explanations" / "r"
+
+
+def shards(run: Path) -> dict[str, dict]:
+    out = {}
+    for path in run.glob("items/*.json"):
+        shard = json.loads(path.read_text())
+        out[shard["id"]] = shard
+    return out
+
+
+def heatmaps(run: Path) -> dict[str, np.ndarray]:
+    return {str(p.relative_to(run)): np.load(p) for p in sorted(run.glob("heatmaps/**/*.npy"))}
+
+
+def assert_same_results(run: Path, reference: Path) -> None:
+    got, want = shards(run), shards(reference)
+    assert sorted(got) == sorted(ITEMS)
+    for item_id, shard in want.items():
+        assert got[item_id]["targets"] == shard["targets"]
+        assert got[item_id]["annotations"] == shard["annotations"]
+    got_maps, want_maps = heatmaps(run), heatmaps(reference)
+    assert sorted(got_maps) == sorted(want_maps) and len(want_maps) == len(ITEMS)
+    for name, heat in want_maps.items():
+        np.testing.assert_array_equal(got_maps[name], heat)
+
+
+def test_ray_run_gives_the_local_maps(cluster, project, local_run, datum):
+    result = datum("explain", "-p", project, "-m", "cls", "quads", "-n", "r", "-q",
+                   "--executor", "ray", "--workers", "2", *RISE)
+    assert result.code == 0, result.err
+    run = project / "explanations" / "r"
+    assert_same_results(run, local_run)
+    for item_id, k in ITEMS.items():  # a known answer: the lit quadrant is explained
+        shard = shards(run)[item_id]
+        assert shard["pred"] == LABELS[k]
+        heat = np.load(run / shard["targets"][0]["heatmap"]).astype(np.float32)
+        region = known_answer.classifier_region_masks(*heat.shape)[k]
+        assert heat[region].mean() > heat[~region].mean() + 0.2
+    manifest = json.loads((run / "run.json").read_text())
+    assert manifest["status"] == "complete" and manifest["counts"]["explained"] == len(ITEMS)
+    from datumaro import Dataset
+
+    assert len(Dataset.import_from(str(run), "datumaro")) == len(ITEMS)
+
+
+def test_resume_skips_items_whichever_executor_did_them(cluster, project, local_run, datum):
+    base = ["explain", "-p", project, "-m", "cls", "quads", "-n", "r", "-q"]
+    assert datum(*base, "--ids", "val/q0,val/q1", *RISE).code == 0  # partial, local
+    run = project / "explanations" / "r"
+    stamps = {p: p.stat().st_mtime_ns for p in run.glob("items/*.json")}
+    assert len(stamps) == 2
+    result = datum(*base, "--executor", "ray", *RISE)
+    assert result.code == 0, result.err
+    assert f"Explained {len(ITEMS) - 2} item(s) (2 already done)" in result.out
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # not recomputed
+    assert_same_results(run, local_run)
+    again = datum(*base, *RISE)  # and a local rerun trusts what the Ray workers wrote
+    assert again.code == 0 and f"Explained 0 item(s) ({len(ITEMS)} already done)" in again.out
+
+
+class DyingRise:
+    """RISE whose worker process dies the first time it meets item ``q2``."""
+
+    marker_dir = ""  # set by the test; carried to the workers with the class
+
+
+def dying_rise_class():
+    from explain_plugin.methods.rise import Rise
+
+    class Dying(Rise):
+        name = "dying"
+        marker_dir = DyingRise.marker_dir
+
+        def explain(self, launcher, image, progress=None):
+            marks = Path(self.marker_dir)
+            q2 = bool(image[H - 4, 4, 0] == 230)  # bottom-left lit: only q2
+            with open(marks / "log", "a") as log:
+                log.write(f"{os.getpid()} {int(q2)}\n")
+            if q2 and not (marks / "seen").exists():  # die the first time only
+                (marks / "seen").touch()
+                os._exit(1)
+            yield from super().explain(launcher, image, progress)
+
+    return Dying
+
+
+def test_a_killed_workers_item_is_retried_and_the_run_completes(cluster, project, local_run,
+                                                                 datum, tmp_path):
+    from explain_plugin.hookspecs import hookimpl
+    from explain_plugin.plugins import make_plugin_manager
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    DyingRise.marker_dir = str(marks)
+    dying = dying_rise_class()
+
+    class Plugin:
+        @hookimpl
+        def register_explain_methods(self, register):
+            register(dying)
+
+    pm = make_plugin_manager(load_entrypoints=False)
+    pm.register(Plugin())
+    result = datum("explain", "-p", project, "-m", "cls", "quads", "-n", "r", "-q",
+                   "--executor", "ray", "--workers", "2", "dying", *RISE[1:], pm=pm)
+    assert result.code == 0, result.err
+    assert "1 worker(s) lost; their items were retried" in result.err
+    assert f"Explained {len(ITEMS)} item(s)" in result.out
+    lines = [line.split() for line in (marks / "log").read_text().splitlines()]
+    # Only the killed worker's own item ran twice (items lit bottom-left: q2 only).
+    assert len(lines) == len(ITEMS) + 1
+    twice = [pid for pid, lit in lines if lit == "1"]
+    assert len(twice) == 2 and twice[0] != twice[1]  # retried by another process
+    run = project / "explanations" / "r"
+    got, want = shards(run), shards(local_run)
+    assert sorted(got) == sorted(ITEMS)
+    for item_id in ITEMS:
+        assert [t["score"] for t in got[item_id]["targets"]] == \
+            [t["score"] for t in want[item_id]["targets"]]
+    np.testing.assert_array_equal(
+        np.load(run / got["q2"]["targets"][0]["heatmap"]),
+        np.load(local_run / want["q2"]["targets"][0]["heatmap"]))
+
+
+def test_missing_ray_is_one_line(project, datum, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    result = datum("explain", "-p", project, "-m", "cls", "quads", "-q", "--executor", "ray",
+                   *RISE)
+    assert result.code != 0
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and "pip install explain-plugin[ray]" in lines[0], result.err
+    assert "Traceback" not in result.err
+
+
+def test_bad_executor_use_is_one_line(project, datum):
+    result = datum("explain", "-p", project, "-m", "cls", "quads", "--address", "auto", *RISE)
+    assert result.code != 0 and result.err.strip().count("\n") == 0
+    assert "--address needs --executor ray" in result.err
+
+
+def test_local_runs_never_import_ray(base_project, tmp_path):
+    proj = tmp_path / "proj"
+    shutil.copytree(base_project, proj)
+    code = textwrap.dedent(f"""
+        import sys
+        from explain_plugin.cli import main
+        code = main(["explain", "-p", {str(proj)!r}, "-m", "cls", "quads", "-q", "--ids",
+                     "val/q0", "rise", "-s", "20"])
+        assert code == 0, code
+        print("ray" in sys.modules, any(m.startswith("ray.") for m in sys.modules))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1].split() == ["False", "False"]
