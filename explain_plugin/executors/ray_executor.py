@@ -112,11 +112,13 @@ class RayPipeline:
         self.failed: list[str] = []  # items that took down MAX_ATTEMPTS workers
         self.lost_workers = 0
         self.timings: list[float] = []  # seconds per item inside the actors
+        self.seconds = {"startup": 0.0, "dispatch": 0.0}  # actors ready; the item loop
 
     def run(self, dataset, done: set, total: int) -> int:
         import click
 
         ray = import_ray()
+        self._t0 = time.perf_counter()
         owned = not ray.is_initialized()
         if owned:
             _init(ray, self.executor.address)
@@ -152,6 +154,8 @@ class RayPipeline:
 
         actors = [actor_cls.remote(*args) for _ in range(n)]
         self._check_started(ray, actors)
+        started = time.perf_counter()
+        self.seconds["startup"] = started - self._t0
         budget = n * MAX_ATTEMPTS  # replacement actors, all told
 
         def items():
@@ -219,6 +223,7 @@ class RayPipeline:
                     if bar is not None:
                         bar.update(1)
         finally:
+            self.seconds["dispatch"] = time.perf_counter() - started
             for ref in inflight:
                 ray.cancel(ref, force=True)
             for actor in actors:
