@@ -233,3 +233,16 @@ def test_local_runs_never_import_ray(base_project, tmp_path):
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[-1].split() == ["False", "False"]
+
+
+def test_a_worker_that_cannot_open_the_project_is_one_error(cluster, tmp_path):
+    from explain_plugin.errors import CliError
+    from explain_plugin.executors.ray_executor import ItemWorker, RayPipeline
+    from explain_plugin.methods.rise import Rise
+    from types import SimpleNamespace
+
+    req = SimpleNamespace(method_cls=Rise, model_name="cls")
+    actor = cluster.remote(num_cpus=0.5, max_restarts=0)(ItemWorker).remote(
+        req, str(tmp_path / "elsewhere"), str(tmp_path / "run"), "digest", None, [], [])
+    with pytest.raises(CliError, match=r"^no Datumaro project at .*elsewhere"):
+        RayPipeline._check_started(None, cluster, [actor])

@@ -237,11 +237,12 @@ class RayPipeline:
         try:
             ray.get([a.ready.remote() for a in actors])
         except ray.exceptions.RayActorError as e:
-            cause = getattr(e, "cause", None) or getattr(e, "error_msg", None)
-            cause = getattr(cause, "cause", cause)
-            if isinstance(cause, CliError):
-                raise CliError(str(cause)) from None
-            raise CliError(f"Ray workers could not start: {_first_line(str(e))}") from None
+            # The creation task's traceback comes as text; its last line is the error.
+            last = [line for line in str(e).splitlines() if line.strip()][-1:] or [""]
+            prefix = f"{CliError.__module__}.{CliError.__name__}: "
+            if last[0].startswith(prefix):
+                raise CliError(last[0][len(prefix):]) from None
+            raise CliError(f"Ray workers could not start: {last[0].strip()}") from None
         except ray.exceptions.RayTaskError as e:
             _reraise(e)
 
