@@ -24,7 +24,7 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
                 model_name: str, target_option: str | None, target: str | None,
                 output_dir: str | None, overwrite: bool, subsets=(), filter_expr=None,
                 ids=None, limit=None, run_name=None, quiet=False, executor=None, address=None,
-                workers=None) -> Path:
+                workers=None, cpus_per_worker=None) -> Path:
     from explain_plugin.methods.base import NothingToExplain
     from explain_plugin.models import load_launcher
     from explain_plugin.project import Project
@@ -44,7 +44,8 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
         from explain_plugin.selection import Selection, parse_ids
 
         selection = Selection(tuple(subsets or ()), filter_expr, tuple(parse_ids(ids)), limit)
-        spec = executor_spec(executor, address, workers, str(project.root.resolve()))
+        spec = executor_spec(executor, address, workers, str(project.root.resolve()),
+                             cpus_per_worker)
         return run_dataset(RunRequest(method_cls, method_params, model_name, target_name,
                                       selection, run_name, output_dir, overwrite, quiet,
                                       executor=spec),

@@ -112,14 +112,36 @@ def assert_same_results(run: Path, reference: Path) -> None:
         np.testing.assert_array_equal(got_maps[name], heat)
 
 
-def test_ray_run_resumes_a_local_run_with_the_same_maps(cluster, project, local_run, datum):
+class Bar:
+    """A run-level progress bar stand-in (tqdm's interface) that counts."""
+
+    made: list["Bar"] = []
+
+    def __init__(self, total, initial, quiet):
+        self.total, self.n, self.closed = total, initial, False
+        Bar.made.append(self)
+
+    def update(self, n=1):
+        self.n += n
+
+    def close(self):
+        self.closed = True
+
+
+def test_ray_run_resumes_a_local_run_with_the_same_maps(cluster, project, local_run, datum,
+                                                         monkeypatch):
     base = ["explain", "-p", project, "-m", "cls", "quads", "-n", "r", "-q"]
     assert datum(*base, "--ids", "val/q0,val/q1", *RISE).code == 0  # partial, local
     run = project / "explanations" / "r"
     stamps = {p: p.stat().st_mtime_ns for p in run.glob("items/*.json")}
     assert len(stamps) == 2
-    result = datum(*base, "--executor", "ray", "--workers", "2", *RISE)
+    monkeypatch.setattr("explain_plugin.dataset_run._bar", Bar)
+    result = datum(*base, "--executor", "ray", "--workers", "2", "--cpus-per-worker", "0.5",
+                   *RISE)
     assert result.code == 0, result.err
+    bar, = Bar.made  # one bar for the run, counting items across both workers
+    assert (bar.total, bar.n, bar.closed) == (len(ITEMS), len(ITEMS), True)
+    monkeypatch.undo()
     assert f"Explained {len(ITEMS) - 2} item(s) (2 already done)" in result.out
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # not recomputed
     assert_same_results(run, local_run)  # bit for bit, whichever process explained
@@ -216,6 +238,9 @@ def test_bad_executor_use_is_one_line(project, datum):
     result = datum("explain", "-p", project, "-m", "cls", "quads", "--address", "auto", *RISE)
     assert result.code != 0 and result.err.strip().count("\n") == 0
     assert "--address needs --executor ray" in result.err
+    result = datum("explain", "-p", project, "-m", "cls", "quads", "--cpus-per-worker", "2",
+                   *RISE)
+    assert result.code != 0 and "--cpus-per-worker needs --executor ray" in result.err
 
 
 def test_local_runs_never_import_ray(base_project, tmp_path):

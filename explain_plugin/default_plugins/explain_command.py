@@ -9,7 +9,7 @@ from explain_plugin.hookspecs import hookimpl
 
 _VALUE_OPTIONS = {"-m", "--model", "-t", "--target", "-o", "--output-dir", "-p", "--project",
                   "--subset", "--filter", "--ids", "--limit", "-n", "--name", "--remove",
-                  "--executor", "--address", "--workers"}
+                  "--executor", "--address", "--workers", "--cpus-per-worker"}
 
 
 class ExplainGroup(click.Group):

@@ -145,9 +145,10 @@ class RayPipeline:
         if todo <= 0:
             return 0
         cpus = float(ray.cluster_resources().get("CPU", 1.0))
-        n = min(todo, self.executor.workers or max(1, int(cpus)))
-        # One CPU each, or an equal share when more actors than CPUs were asked for.
-        actor_cls = ray.remote(num_cpus=min(1.0, cpus / n), max_restarts=0)(ItemWorker)
+        per = self.executor.cpus_per_worker
+        n = min(todo, self.executor.workers or max(1, int(cpus // per)))
+        # The CPUs asked for, or an equal share when they are more than the cluster has.
+        actor_cls = ray.remote(num_cpus=min(per, cpus / n), max_restarts=0)(ItemWorker)
         root = str(Path(self.writer.layout.root).resolve())
         args = (self.req, self.executor.project_dir, root, self.writer.digest, self.spec,
                 self.dataset_labels, self.labels)
