@@ -9,7 +9,7 @@ import click
 import pluggy
 
 from explain_plugin import __version__
-from explain_plugin.errors import CliError
+from explain_plugin.errors import CliError, Interrupted
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMAT = "%(asctime)s %(levelname)s: %(message)s"  # Datumaro's
@@ -65,16 +65,21 @@ def main(argv: list[str] | None = None, pm: pluggy.PluginManager | None = None) 
     except click.ClickException as e:
         e.show()
         return e.exit_code
-    except click.Abort:
+    except click.Abort as e:  # click's form of a KeyboardInterrupt outside a run
+        if isinstance(e.__context__, KeyboardInterrupt):
+            click.echo("interrupted: rerun the same command to resume", err=True)
+            return 130
         click.echo("Aborted.", err=True)
         return 1
+    except Interrupted as e:
+        click.echo(str(e), err=True)
+        return 130
     except CliError as e:
         _debug_traceback()
         click.echo(f"Error: {e}", err=True)
         return 1
     except KeyboardInterrupt:
-        click.echo("Interrupted: finished work is kept; run the same command again to resume.",
-                   err=True)
+        click.echo("interrupted: rerun the same command to resume", err=True)
         return 130
     except Exception as e:  # a bug or an unforeseen failure: still one line
         _debug_traceback()
