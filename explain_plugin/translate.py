@@ -32,17 +32,16 @@ def first_line(exc: BaseException) -> str:
     return lines[0] if lines else ""
 
 
-_OV_PATTERNS = [  # (regex on OpenVINO's message, what it means for the user)
-    (r"Incorrect weights in bin file|weights.*(size|offset)|bin file.*(size|short)|"
-     r"Empty weights data|Attempt to access outside|out of range|invalid offset",
+_OV_PATTERNS = [  # (regex on OpenVINO's message, what it means for the user), first match wins
+    (r"Incorrect weights|weights_range|Empty weights",
      "the .bin does not match the .xml (truncated, empty or from another model): "
-     "re-export the model or pass the matching -w file"),
-    (r"(XML|xml).*(pars|malformed|syntax)|pugixml|Error parsing|File was not found.*xml|"
-     r"failed to read|Unable to read the model",
-     "the .xml is not a readable OpenVINO IR (truncated, empty or not an IR): re-export it"),
-    (r"Check '.*' failed|shape inference|validate_and_infer_types|Incorrect|is_axis_valid",
-     "the model's graph is invalid (layers disagree on shapes or types; often an .xml and "
-     ".bin from different exports): re-export the model"),
+     "pass the matching -w file, or re-export the model"),
+    (r"pugi|Unable to read the model|tags mismatch|Error parsing|no document element",
+     "the .xml is not a readable OpenVINO IR (truncated, empty or not an IR): "
+     "re-export it or pass the right -d file"),
+    (r"While validating node|Check '.*' failed",
+     "the .bin does not match the .xml (its constants break the graph: typically a .bin "
+     "from another export): pass the matching -w file, or re-export the model"),
 ]
 
 
