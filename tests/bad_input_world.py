@@ -104,3 +104,68 @@ class World:
         items = [DatasetItem(id=i, subset=subset, media=Image.from_numpy(image)) for i in ids]
         Dataset.from_iterable(items).export(str(path), "datumaro", save_media=True)
         return path
+
+    def script(self, name: str, body: str) -> Path:
+        """An interpreter script outside the project."""
+        path = self.base / "inputs" / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(body)
+        return path
+
+    def use_script(self, model: str, script: Path) -> None:
+        def change(cfg):
+            options = cfg["models"][model]["options"]
+            for key in ("description", "weights"):
+                options[key] = str(self.proj / ".datumaro" / "models" / model / options[key])
+            options["interpreter"] = str(script)
+        self.edit(self.config, change)
+
+    def nan_model(self) -> Path:
+        """A 4-class [N,C] model whose weights hold a NaN (read by the built-in interpreter)."""
+        import openvino as ov
+        from openvino import opset13 as ops
+
+        x = ops.parameter([-1, 3, 48, 64], ov.Type.f32, name="input")
+        means = ops.reduce_mean(x, np.array([2, 3], np.int64), keep_dims=False)
+        weights = np.ones((3, 4), np.float32)
+        weights[1, 2] = np.nan
+        logits = ops.matmul(means, ops.constant(weights), False, False)
+        model = ov.Model([logits], [x], "nan_model")
+        model.outputs[0].get_tensor().set_names({"logits"})
+        xml = self.base / "inputs" / "nan_model.xml"
+        xml.parent.mkdir(exist_ok=True)
+        ov.save_model(model, str(xml), compress_to_fp16=False)
+        return xml
+
+
+CLASSIFIER_SCRIPT = """\
+from datumaro.components.extractor import *
+
+LABELS = ["top_left", "top_right", "bottom_left", "bottom_right"]
+
+
+def process_outputs(inputs, outputs):
+    results = []
+    for image, row in zip(inputs, outputs):
+        scores = [float(v) for v in row]
+        {change}
+        results.append([Label(i, attributes={{"score": s}}) for i, s in enumerate(scores)])
+    return results
+
+
+def get_categories():
+    return {{AnnotationType.label: LabelCategories.from_iterable(LABELS)}}
+"""
+
+DETECTOR_SCRIPT = """\
+from datumaro.components.extractor import *
+
+
+def process_outputs(inputs, outputs):
+    return [[Bbox(5, 5, 10, 10, label=0, attributes={{"score": 0.9}}),
+             Bbox({x}, 20, 10, 10, label=1, attributes={{"score": 0.8}})] for _ in inputs]
+
+
+def get_categories():
+    return {{AnnotationType.label: LabelCategories.from_iterable(["cat", "dog", "car"])}}
+"""

@@ -135,14 +135,15 @@ def check_finite_annotations(batch_anns: Sequence[Sequence[Annotation]], *, sour
         boxes = [a.points for a in anns if isinstance(a, Bbox)]
         vectors = [(type(a).__name__, key, a.attributes[key]) for a in anns
                    for key in ("scores", "probs") if key in a.attributes]
-        groups = [("annotation", "score", scores), ("Bbox", "coordinates", boxes), *vectors]
-        for kind, what, values in groups:
+        groups = [("score", scores), ("Bbox coordinate", boxes),
+                  *((f"value in a {kind}'s '{key}'", v) for kind, key, v in vectors)]
+        for what, values in groups:
             array = _numbers(values)
             if array is not None and not np.isfinite(array).all():
-                bad = "NaN" if np.isnan(array).any() else "infinite"
+                bad = "a NaN" if np.isnan(array).any() else "an infinite"
                 raise CliError(
-                    f"{source}: returned a {kind} with {bad} {what} for image {index} of the "
-                    "batch: fix the script (or the model outputs it reads)"
+                    f"{source}: returned {bad} {what} for image {index} of the batch: "
+                    "fix the script (or the model outputs it reads)"
                 )
 
 

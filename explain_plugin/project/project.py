@@ -44,10 +44,13 @@ class Project:
             config = cfg.load_yaml(root / cfg.V2_CONFIG)
             tree_path = root / cfg.V2_TREE_CONFIG
             tree = cfg.load_yaml(tree_path) if tree_path.is_file() else cfg.new_v2_tree()
+            cfg.check_schema(config, root / cfg.V2_CONFIG, ("models",))
+            cfg.check_schema(tree, tree_path, ("sources",))
             cls._check_version(config, root / cfg.V2_CONFIG, 2)
             cls._check_version(tree, tree_path, 2)
         else:
             config = cfg.load_yaml(root / cfg.V1_CONFIG)
+            cfg.check_schema(config, root / cfg.V1_CONFIG, ("models", "sources"))
             cls._check_version(config, root / cfg.V1_CONFIG, 1)
             tree = None
         for section in ("models", "sources"):
