@@ -14,8 +14,7 @@ from typing import Any
 
 import click
 
-from explain_plugin.errors import CliError, Interrupted
-from explain_plugin.run_lock import RunLock
+from explain_plugin.errors import CliError
 
 # Parameters that change how a run looks or how fast it goes, not its results.
 _PRESENTATION_PARAMS = {"display", "batch_size"}
@@ -49,70 +48,56 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode())
     run_id = f"{method_cls.name}-{model_name}-{digest.hexdigest()[:8]}"
     out_dir = Path(output_dir) if output_dir else project.root / "explanations" / run_id
+    manifest = RunManifest.open(out_dir, {**identity, "run_id": run_id}, restart=overwrite,
+                                total=len(resolved.dataset))
+
     launcher = load_launcher(project, model_name)
-    total = _count(resolved.dataset)
+    method = method_cls(**method_params)
+    writer = ImageWriter(out_dir)
+    display = _Display() if method_params.get("display") else None
+    started = time.perf_counter()
     explained = skipped = 0
-    with RunLock(out_dir) as lock:
-        lock.remove_stale_temps()
-        manifest = RunManifest.open(out_dir, {**identity, "run_id": run_id}, restart=overwrite)
-        method = method_cls(**method_params)
-        writer = ImageWriter(out_dir)
-        display = _Display() if method_params.get("display") else None
-        started = time.perf_counter()
+    for item in resolved.dataset:
+        key = f"{item.subset}/{item.id}" if item.subset and item.subset != "default" else item.id
+        if manifest.done(key):
+            skipped += 1
+            continue
+        stem = resolved.image_path.stem if resolved.image_path else item_relpath(key)
+        image = item_image(item)
+        item_started = time.perf_counter()
+        snap = None
         try:
-            for item in resolved.dataset:
-                key = f"{item.subset}/{item.id}" if item.subset and item.subset != "default" \
-                    else item.id
-                if manifest.done(key):
-                    skipped += 1
-                    continue
-                stem = resolved.image_path.stem if resolved.image_path else item_relpath(key)
-                image = item_image(item)
-                item_started = time.perf_counter()
-                snap = None
-                try:
-                    with _progress_bar(key, method_params.get("max_samples")) as update:
-                        for snap in method.explain(launcher, image, progress=update):
-                            if snap.final:
-                                files = writer.write_final(stem, image, snap)
-                            elif method_params.get("progressive"):
-                                writer.write_snapshot(stem, image, snap)
-                            if display is not None:
-                                display.show(image, snap)
-                except NothingToExplain as e:
-                    if resolved.image_path:
-                        raise
-                    click.echo(f"{key}: {e}", err=True)
-                    manifest.record(key, {"files": [], "targets": [], "note": str(e)})
-                    continue
-                if snap is None or not snap.final:
-                    raise CliError(f"method '{method_cls.name}' ended without a final map for "
-                                   f"'{key}' (a bug in the method: its explain() must end with "
-                                   "final=True)")
-                manifest.record(key, {
-                    "files": files,
-                    "map": map_info(image.shape[:2]),
-                    "masks_used": snap.masks_used,
-                    "converged": snap.converged,
-                    "seconds": round(time.perf_counter() - item_started, 4),
-                    "targets": [{"label": t.label, "name": t.name, "score": t.score, "box": t.box}
-                                for t in snap.targets],
-                })
-                explained += 1
-        except KeyboardInterrupt:
-            raise Interrupted(f"interrupted: {explained + skipped} of {total} items done; "
-                              "rerun the same command to resume") from None
-        manifest.finish({"seconds": time.perf_counter() - started})
+            with _progress_bar(key, method_params.get("max_samples")) as update:
+                for snap in method.explain(launcher, image, progress=update):
+                    if snap.final:
+                        files = writer.write_final(stem, image, snap)
+                    elif method_params.get("progressive"):
+                        writer.write_snapshot(stem, image, snap)
+                    if display is not None:
+                        display.show(image, snap)
+        except NothingToExplain as e:
+            if resolved.image_path:
+                raise
+            click.echo(f"{key}: {e}", err=True)
+            manifest.record(key, {"files": [], "targets": [], "note": str(e)})
+            continue
+        if snap is None or not snap.final:
+            raise CliError(f"method '{method_cls.name}' ended without a final map for '{key}' "
+                           "(a bug in the method: its explain() must end with final=True)")
+        manifest.record(key, {
+            "files": files,
+            "map": map_info(image.shape[:2]),
+            "masks_used": snap.masks_used,
+            "converged": snap.converged,
+            "seconds": round(time.perf_counter() - item_started, 4),
+            "targets": [{"label": t.label, "name": t.name, "score": t.score, "box": t.box}
+                        for t in snap.targets],
+        })
+        explained += 1
+    manifest.finish({"seconds": time.perf_counter() - started})
     note = f" ({skipped} already done)" if skipped else ""
     click.echo(f"Explained {explained} item(s){note}; results saved to '{out_dir}'")
     return out_dir
-
-
-def _count(dataset) -> int | str:
-    try:
-        return len(dataset)
-    except Exception:  # a stream without a length
-        return "?"
 
 
 class _progress_bar:
