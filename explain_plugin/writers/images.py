@@ -42,7 +42,7 @@ def encode_png(image: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-_BAND_ROWS = 1024  # overlays are blended in bands: no full-size colour map is ever held
+_BAND_ROWS = 256  # overlays are blended in bands: no full-size colour map is ever held
 
 
 def to_grey(saliency: np.ndarray) -> np.ndarray:
@@ -61,20 +61,35 @@ def resize_grey(grey: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.resize(grey, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
+def _band_of(grey: np.ndarray, y0: int, rows: int, height: int, width: int) -> np.ndarray:
+    """Rows y0 .. y0+rows of the uint8 map ``grey`` bilinearly resized to (height, width):
+    the sampling of ``cv2.resize``, without the full-size map ever existing."""
+    import cv2
+
+    if grey.shape == (height, width):
+        return grey[y0:y0 + rows]
+    sh, sw = grey.shape
+    sy, sx = sh / height, sw / width
+    warp = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, (y0 + 0.5) * sy - 0.5]], np.float64)
+    return cv2.warpAffine(grey, warp, (width, rows), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
 def overlay(image: np.ndarray, saliency: np.ndarray, target: ExplainedTarget) -> np.ndarray:
     """A colour map of ``saliency`` (uint8 0..255 or float 0..1, any size) over ``image``,
     with label, score and box drawn; built in uint8, band by band."""
     import cv2
 
     h, w = image.shape[:2]
-    grey = resize_grey(to_grey(saliency), h, w)
+    small = to_grey(saliency)
     out = np.empty((h, w, 3), np.uint8)
     for y in range(0, h, _BAND_ROWS):
         rows = slice(y, y + _BAND_ROWS)
         part = image[rows]
         if part.dtype != np.uint8:
             part = np.clip(part, 0, 255).astype(np.uint8)
-        heat = cv2.applyColorMap(grey[rows], cv2.COLORMAP_JET)
+        grey = _band_of(small, y, len(part), h, w)
+        heat = cv2.applyColorMap(grey, cv2.COLORMAP_JET)
         cv2.addWeighted(part, 0.5, heat, 0.5, 0, dst=out[rows])
     thick = max(1, round(max(h, w) / 300))
     if target.box is not None:
@@ -146,14 +161,15 @@ class ImageWriter:
         with _Staged() as staged:
             for j, (key, target, sal) in enumerate(zip(target_keys(snap.targets), snap.targets,
                                                        snap.maps)):
+                # One full-size array at a time: the grey heatmap, then the overlay.
                 grey = resize_grey(to_grey(sal), h, w)
                 staged.add(self._path(f"{stem}-heatmap-{j}.png"), encode_png(grey))
+                del grey
                 small = upsample(sal[None].astype(np.float32), mh, mw)[0]
                 buf = io.BytesIO()
                 np.save(buf, np.clip(small, 0, 1).astype(np.float16))
                 staged.add(self._path(f"{stem}-{key}.npy"), buf.getvalue())
-                over = overlay(image, grey, target)
-                del grey
+                over = overlay(image, sal, target)
                 staged.add(self._path(f"{stem}-{key}-overlay.png"), encode_png(over))
                 del over
             staged.commit()
