@@ -122,3 +122,18 @@ def test_a_second_run_on_the_same_folder_refuses_naming_the_first(project, tmp_p
         _, stderr = first.communicate(timeout=60)
     assert first.returncode == 130, stderr
     assert not (out / ".lock").exists()
+
+
+@pytest.mark.parametrize("name, cut", [("cut.png", 300), ("cut.jpg", 700)])
+def test_native_library_warnings_never_reach_the_terminal(project, tmp_path, name, cut):
+    """libpng and libjpeg print to file descriptor 2 themselves: only a real process sees it."""
+    image = np.random.default_rng(0).integers(0, 256, (48, 64, 3), np.uint8)
+    path = tmp_path / name
+    path.write_bytes(cv2.imencode(Path(name).suffix, image)[1].tobytes()[:cut])
+    proc = subprocess.run([str(DATUM), "explain", "-p", str(project), "-m", "clf", "-o",
+                           str(tmp_path / "out"), "-t", str(path), "rise", "-s", "8"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "truncated or corrupt" in lines[0], proc.stderr
+    assert not (tmp_path / "out").exists()

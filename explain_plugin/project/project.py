@@ -81,7 +81,7 @@ class Project:
                 raise CliError(
                     f"a project already exists at '{path}': use --overwrite to replace it"
                 )
-            shutil.rmtree(env_dir)
+            remove_tree(env_dir, root, "project folder")
         root.mkdir(parents=True, exist_ok=True)
         project = cls(root, 2, {"format_version": 2, "models": {}}, cfg.new_v2_tree())
         project.save()
