@@ -367,6 +367,18 @@ def v1_config_source_is_a_string(w):
     return ["project", "info", "-p", old]
 
 
+@case("models.clf.options.batch_size must be an integer, got a string")
+def config_option_of_the_wrong_type(w):
+    w.edit(w.config, lambda c: c["models"]["clf"]["options"].update(batch_size="eight"))
+    return explain(w, *image_target(w))
+
+
+@case("models.det.options.conf_thresh must be a number, got a list")
+def config_number_option_is_a_list(w):
+    w.edit(w.config, lambda c: c["models"]["det"]["options"].update(conf_thresh=[0.5]))
+    return ["model", "run", "-p", w.proj, "-m", "det", "-o", w.base / "pred"]
+
+
 @case("malformed YAML", "config.yml")
 def config_is_not_yaml(w):
     w.config.write_text("models: {clf: [\n")

@@ -116,3 +116,20 @@ def check_schema(data: dict, path: Path, sections: tuple[str, ...]) -> None:
                 if key in entry and not isinstance(entry[key], types):
                     fail(f"{section}.{name}.{key}", " or ".join(_TYPE_NAMES[t] for t in types),
                          entry[key])
+
+
+def check_launcher_options(parser, options: dict, where: str, path: Path) -> None:
+    """Stored launcher options against the types its command line parser declares, e.g.
+    "models.m.options.batch_size must be an integer, got a string"."""
+    types = {a.dest: a.type for a in parser._actions if a.type in (int, float)}
+    for key, value in options.items():
+        expected = types.get(key)
+        if expected is None or value is None:
+            continue
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if expected is int:
+            ok = ok and float(value).is_integer()
+        if not ok:
+            kind = "an integer" if expected is int else "a number"
+            raise CliError(f"{where}.{key} must be {kind}, got {_type_name(value)} "
+                           f"(in {path}): fix that entry of the file")

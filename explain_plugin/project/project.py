@@ -123,6 +123,11 @@ class Project:
                 f"unknown model '{name}' (models: {known}): add it with 'datum model add'"
             ) from None
 
+    def check_model_options(self, name: str, parser, options: dict) -> None:
+        """Stored options of the types the launcher's parser declares (one-line errors)."""
+        cfg.check_launcher_options(parser, options, f"models.{name}.options",
+                                   self._config_file("models"))
+
     def model_dir(self, name: str) -> Path:
         """Where ``--copy`` puts a model's files."""
         self._check_stored_name(name, "model")
