@@ -127,16 +127,19 @@ def detections_from_annotations(
 
 def check_finite_annotations(batch_anns: Sequence[Sequence[Annotation]], *, source: str) -> None:
     """Refuse NaN or infinite scores, score vectors and box coordinates from a script,
-    before any of them is used: a few array checks per image, whatever its label count."""
+    before any of them is used. One comprehension per image for the scores; only the
+    annotations with more than a score (boxes, vectors) get a closer look."""
     for index, anns in enumerate(batch_anns):
         if not anns:
             continue
-        scores = [a.attributes.get("score", 0.0) for a in anns]
-        boxes = [a.points for a in anns if isinstance(a, Bbox)]
-        vectors = [(type(a).__name__, key, a.attributes[key]) for a in anns
-                   for key in ("scores", "probs") if key in a.attributes]
-        groups = [("score", scores), ("Bbox coordinate", boxes),
-                  *((f"value in a {kind}'s '{key}'", v) for kind, key, v in vectors)]
+        attrs = [a.attributes for a in anns]
+        groups = [("score", [d.get("score", 0.0) for d in attrs]),
+                  ("Bbox coordinate", [a.points for a in anns if type(a) is Bbox])]
+        for i in [i for i, d in enumerate(attrs) if len(d) > 1]:
+            for key in ("scores", "probs"):
+                if key in attrs[i]:
+                    kind = type(anns[i]).__name__
+                    groups.append((f"value in a {kind}'s '{key}'", attrs[i][key]))
         for what, values in groups:
             array = _numbers(values)
             if array is not None and not np.isfinite(array).all():
