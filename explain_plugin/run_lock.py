@@ -8,6 +8,7 @@ so any ``.NAME.*.tmp`` there is a killed run's half-written file.
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 
 from explain_plugin.errors import CliError
@@ -55,6 +56,8 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
+        # A lock dropped without __exit__ (Python API users) is released when collected.
+        self._release = weakref.finalize(self, os.close, fd)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -62,7 +65,7 @@ class RunLock:
             os.unlink(self.path)  # unlinked while still held: see the inode check above
         except FileNotFoundError:
             pass
-        os.close(self._fd)
+        self._release()
         for folder in self._created:
             try:
                 folder.rmdir()  # only when empty
