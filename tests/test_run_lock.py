@@ -19,7 +19,10 @@ def test_second_holder_refused_with_the_pid_then_released(tmp_path):
     gc.collect()  # a lock dropped without __exit__ is released when collected
     with RunLock(out):
         assert (out / ".lock").read_text().strip() == str(os.getpid())
-    assert not (tmp_path / "a").exists()  # folders it made and left empty are gone
+    assert not (out / ".lock").exists()
+    with RunLock(tmp_path / "b" / "run"):
+        pass
+    assert not (tmp_path / "b").exists()  # folders a lock made and left empty are gone
 
 
 def test_stale_temps_removed_and_results_kept(tmp_path):
