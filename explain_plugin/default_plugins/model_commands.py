@@ -56,10 +56,18 @@ def add(project_dir: str, launcher: str, name: str | None, copy: bool, no_check:
         staging = model_dir.with_name(f".{name}.tmp")
         remove_tree(staging, model_dir.parent, "staging folder")
         staging.mkdir(parents=True)
+        given = dict(options)
         try:
             options = cls.copy_model(staging, options)
             if not no_check:
                 cls(base_dir=staging, **options)
+        except CliError as e:  # name the user's files, not their temporary copies
+            remove_tree(staging, model_dir.parent, "staging folder")
+            message = str(e)
+            for key, value in options.items():
+                if isinstance(value, str) and given.get(key) not in (None, value):
+                    message = message.replace(str(staging / value), os.path.abspath(given[key]))
+            raise CliError(message) from e
         except BaseException:
             remove_tree(staging, model_dir.parent, "staging folder")
             raise
