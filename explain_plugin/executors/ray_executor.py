@@ -211,6 +211,7 @@ class RayPipeline:
                                            "(see the Ray logs, e.g. /tmp/ray/session_latest)"
                                            ) from None
                         budget -= 1
+                        ray.kill(actors[slot])  # unreachable but alive: no second writer
                         actors[slot] = actor_cls.remote(*args)
                         free.append(slot)
                         continue
@@ -225,9 +226,7 @@ class RayPipeline:
                         bar.update(1)
         finally:
             self.seconds["dispatch"] = time.perf_counter() - started
-            for ref in inflight:
-                ray.cancel(ref, force=True)
-            for actor in actors:
+            for actor in actors:  # also ends the items still in flight
                 ray.kill(actor)
             if bar is not None:
                 bar.close()
