@@ -29,7 +29,10 @@ sys.path.insert(0, str(ROOT))
 
 from explain_plugin.launchers.openvino import OpenVinoLauncher  # noqa: E402
 
-SHARED_MODEL = ROOT.parent / "shared" / "datumaro-assets" / "model.xml"
+# ../shared next to the checkout (/work/main) or next to the worktrees' folder (/work/wt/<name>)
+SHARED_MODEL = next((p / "shared" / "datumaro-assets" / "model.xml" for p in ROOT.parents
+                     if (p / "shared" / "datumaro-assets" / "model.xml").is_file()),
+                    ROOT.parent / "shared" / "datumaro-assets" / "model.xml")
 
 
 def build_conv_model(out_dir: Path, size: int = 224) -> tuple[Path, float]:

@@ -211,7 +211,7 @@ class OpenVinoLauncher(Launcher):
         self.rescale = rescale or "warp"
         self.rgb = color_space == "rgb"
 
-        self._batch, self._per_image = self._reshape(model, batch_size or DEFAULT_BATCH)
+        self._batch, self._per_image, self._short_ok = self._reshape(model, batch_size or DEFAULT_BATCH)
         self._model = model
         self._input = model.inputs[0]
         self._layout = self._detect_layout(self._input.get_partial_shape())
@@ -239,8 +239,33 @@ class OpenVinoLauncher(Launcher):
         self._output_names = [self._name(o) for o in self._compiled.outputs]
         self._input_dtypes = {self._name(i): i.get_element_type().to_dtype() for i in self._compiled.inputs}
 
-        self.categories_info = self.interpreter.get_categories()
+        self.categories_info = dict(self.interpreter.get_categories())
         self.categories = self.categories_info.get(AnnotationType.label) or LabelCategories()
+        if not len(self.categories) and self._class_count():
+            # no get_categories() (optional in every generation): class ids as names
+            self.categories = LabelCategories.from_iterable(map(str, range(self._class_count())))
+            self.categories_info[AnnotationType.label] = self.categories
+
+    @property
+    def interpretation_path(self) -> str:
+        """How the script's annotations are built and read: "fast" (lightweight
+        stand-ins for Datumaro's Label/Bbox, vectorised conversion), "exact"
+        (Datumaro's own classes: the script inspects or subclasses them) or
+        "builtin" (no script)."""
+        return self.interpreter.path_taken
+
+    @property
+    def interpretation_reason(self) -> str:
+        """Why ``interpretation_path`` was taken, in a few words."""
+        return self.interpreter.path_reason
+
+    def _class_count(self) -> int:
+        """C of a single [N, C] output (a classifier's width), else 0."""
+        outputs = self._compiled.outputs
+        shape = outputs[0].get_partial_shape()
+        if shape.rank.is_static and len(shape) == 2 and shape[1].is_static:
+            return shape[1].get_length()
+        return 0
 
     # Model set-up --------------------------------------------------------
     @staticmethod
@@ -270,36 +295,42 @@ class OpenVinoLauncher(Launcher):
         return "NCHW"
 
     @staticmethod
-    def _reshape(model: ov.Model, batch: int) -> tuple[int, bool]:
-        """Make the batch dim static at ``batch`` if the model allows it.
+    def _reshape(model: ov.Model, batch: int) -> tuple[int, bool, bool]:
+        """Make the batch dim ``1..batch`` (or static at ``batch``) if the model allows it.
 
-        Returns (images per request, whether every output has one row per image).
+        Returns (images per request, whether every output has one row per image,
+        whether requests may carry fewer images: a short batch then costs what its
+        images cost, with no padding copies evaluated).
         Outputs that mix a batch's images (DetectionOutput [1,1,N*K,7]) force batch 1.
         """
 
-        def set_batch(n: int) -> bool:
+        def set_batch(dim) -> bool:
             shapes = {}
             for port in model.inputs:
                 shape = port.get_partial_shape()
                 if not shape.rank.is_static or len(shape) == 0:
                     return False
-                shape[0] = n
+                shape[0] = dim
                 shapes[port] = shape
             try:
                 model.reshape(shapes)
             except Exception:
                 return False
-            return all(_batch_dim_is(o.get_partial_shape(), n) for o in model.outputs)
+            return all(o.get_partial_shape().rank.is_static and len(o.get_partial_shape())
+                       and o.get_partial_shape()[0] == dim for o in model.outputs)
 
-        per_image = set_batch(max(batch, 2))
+        per_image = set_batch(ov.Dimension(max(batch, 2)))
         if per_image and batch > 1:
-            return batch, True
-        if set_batch(1) or _batch_dim_is(model.inputs[0].get_partial_shape(), 1):
-            return 1, per_image
+            if set_batch(ov.Dimension(1, batch)):
+                return batch, True, True
+            set_batch(ov.Dimension(batch))
+            return batch, True, False
+        if set_batch(ov.Dimension(1)) or _batch_dim_is(model.inputs[0].get_partial_shape(), 1):
+            return 1, per_image, False
         # Not reshapeable: keep the model's own static batch.
         shape = model.inputs[0].get_partial_shape()
         n = shape[0].get_length() if shape.rank.is_static and len(shape) and shape[0].is_static else 1
-        return n, all(_batch_dim_is(o.get_partial_shape(), n) for o in model.outputs)
+        return n, all(_batch_dim_is(o.get_partial_shape(), n) for o in model.outputs), False
 
     # Launcher interface --------------------------------------------------
     @property
@@ -344,6 +375,7 @@ class OpenVinoLauncher(Launcher):
             "outputs": [port(p) for p in self._compiled.outputs],
             "layout": self._layout,
             "labels": [c.name for c in self.categories],
+            "interpretation": {"path": self.interpretation_path, "reason": self.interpretation_reason},
             "batch": self._batch,
             "requests": self._requests,
             "device": self.device,
@@ -410,7 +442,7 @@ class OpenVinoLauncher(Launcher):
             chunk = {}
             for name, array in inputs.items():
                 part = array[start : start + b]
-                if len(part) < b:  # a static batch: pad with copies of the last image
+                if len(part) < b and not self._short_ok:  # static batch: pad with copies
                     part = np.concatenate([part, np.repeat(part[-1:], b - len(part), axis=0)])
                 chunk[name] = part
             job.keep_alive.append(chunk)

@@ -1,13 +1,22 @@
-"""Datumaro annotations returned by interpreters -> arrays the methods compute on."""
+"""Datumaro annotations returned by interpreters -> arrays the methods compute on.
+
+Scripts return one Label per class (1000 per image): the conversion reads whole
+batches with C-level ``map`` and one array op, and falls back to the per-annotation
+loop (which also words every error) for anything unusual.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
+from operator import attrgetter, itemgetter, methodcaller
 from typing import Sequence
 
 import numpy as np
 from datumaro.components.annotation import Annotation, Bbox, Label
 
 from explain_plugin.errors import CliError
+
+from . import standins
 
 __all__ = ["Detections", "scores_from_annotations", "detections_from_annotations"]
 
@@ -67,6 +76,49 @@ def _score(ann: Annotation, source: str) -> float:
         ) from None
 
 
+_LABEL_TYPES = {Label, standins.Label}
+_BBOX_TYPES = {Bbox, standins.Bbox}
+# Score types that float() reads exactly as numpy reads them (one type per batch
+# lets np.fromiter read them at C speed).
+_SCORE_DTYPES = {float: np.float64, np.float64: np.float64, np.float32: np.float32,
+                 int: np.float64, np.float16: np.float16}
+_label_of = attrgetter("label")
+_attributes_of = attrgetter("attributes")
+_score_of = itemgetter("score")
+_has_scores = methodcaller("__contains__", "scores")
+
+
+def _fast_scores(batch_anns: Sequence[Sequence[Annotation]], num_classes: int) -> np.ndarray | None:
+    """[B,C] scores when every annotation is a Label with a numeric ``score``, a
+    label in range and no ``scores`` vector; None otherwise (the loop decides)."""
+    if not all(type(anns) in (list, tuple) for anns in batch_anns):
+        return None
+    flat = list(chain.from_iterable(batch_anns))
+    n = len(flat)
+    if not set(map(type, flat)) <= _LABEL_TYPES:
+        return None
+    attributes = list(map(_attributes_of, flat))
+    try:
+        values = list(map(_score_of, attributes))
+    except (KeyError, TypeError):
+        return None
+    # one key each means 'score' only; otherwise look for 'scores' vectors
+    if sum(map(len, attributes)) != n and any(map(_has_scores, attributes)):
+        return None
+    kinds = set(map(type, values))
+    if len(kinds) > 1 or not kinds <= _SCORE_DTYPES.keys():
+        return None
+    values = np.fromiter(values, _SCORE_DTYPES[kinds.pop()] if n else np.float64, n)
+    labels = np.fromiter(map(_label_of, flat), np.int64, n)
+    if n and (labels.min() < 0 or labels.max() >= num_classes or not np.isfinite(values).all()):
+        return None
+    scores = np.zeros(len(batch_anns) * num_classes, np.float32)
+    offsets = np.repeat(np.arange(0, scores.size, num_classes), [len(anns) for anns in batch_anns])
+    # the loop's max with 0 per class (duplicates keep their maximum)
+    np.maximum.at(scores, offsets + labels, values.astype(np.float32))
+    return scores.reshape(len(batch_anns), num_classes)
+
+
 def scores_from_annotations(
     batch_anns: Sequence[Sequence[Annotation]], num_classes: int, *, source: str = "interpreter"
 ) -> np.ndarray:
@@ -77,6 +129,9 @@ def scores_from_annotations(
     label) fills the whole row. Classes without a Label score 0; other
     annotation types are ignored.
     """
+    fast = _fast_scores(batch_anns, num_classes)
+    if fast is not None:
+        return fast
     scores = np.zeros((len(batch_anns), num_classes), np.float32)
     for row, anns in zip(scores, batch_anns):
         for ann in anns:
@@ -98,6 +153,14 @@ def scores_from_annotations(
     return scores
 
 
+def _box_corners(boxes: list) -> np.ndarray:
+    """[K,4] float32 x1, y1, x2, y2 of the boxes, as Datumaro stores ``points``."""
+    if set(map(type, boxes)) == {standins.Bbox}:  # points not computed yet: all in one op
+        corners = [(x, y, x + w, y + h) for x, y, w, h in map(attrgetter("_xywh"), boxes)]
+        return np.array(corners, np.float32).round(standins.ROUND)
+    return np.array([b.points for b in boxes], np.float32).reshape(-1, 4)
+
+
 def detections_from_annotations(
     anns: Sequence[Annotation], num_classes: int, *, source: str = "interpreter"
 ) -> Detections:
@@ -105,12 +168,12 @@ def detections_from_annotations(
 
     ``probs`` is filled when every box carries a ``probs`` attribute of length C.
     """
-    boxes = [a for a in anns if isinstance(a, Bbox)]
+    boxes = [a for a in anns if type(a) in _BBOX_TYPES or isinstance(a, Bbox)]
     if not boxes:
         return Detections.empty()
     labels = np.array([_label_id(b, num_classes, source) for b in boxes], np.int64)
     scores = np.array([_score(b, source) for b in boxes], np.float32)
-    xyxy = np.array([b.points for b in boxes], np.float32).reshape(-1, 4)
+    xyxy = _box_corners(boxes)
     probs = None
     if all("probs" in b.attributes for b in boxes):
         rows = [np.asarray(b.attributes["probs"], np.float32).reshape(-1) for b in boxes]
