@@ -314,3 +314,25 @@ def test_all_classes_beyond_512_through_the_cli_without_get_categories(datum, tm
     assert len(list(out.glob("cell-heatmap-*.png"))) == 600
     sal = np.load(out / "cell-598.npy")  # class 598 reads cell 598 % 16 = 6
     assert sal.shape == (32, 32) and sal[8:16, 16:24].mean() > sal[24:, :8].mean()
+
+
+def test_short_batches_are_not_padded(known_models):
+    """A clean pass of one image costs one evaluation, not a padded batch of 8."""
+    lau = launcher(known_models["classifier"], None)
+    sent = []
+
+    class Counting:
+        def __init__(self, queue):
+            self.queue = queue
+
+        def start_async(self, inputs, **kwargs):
+            sent.append(len(next(iter(inputs.values()))))
+            return self.queue.start_async(inputs, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self.queue, name)
+
+    lau._queue = Counting(lau._queue)
+    image = quadrant_image()
+    assert lau.predict([image])[0][0].label == 1
+    assert list(lau.stream([[image] * 11])) and sent == [1, 8, 3]

@@ -76,6 +76,10 @@ class Interpreter:
         except Exception as exc:  # user code: anything can happen
             raise CliError(f"{self.name}: {func}() failed: {type(exc).__name__}: {exc}") from exc
 
+    def has(self, name: str) -> bool:
+        """Whether the script defines the hook ``name``."""
+        return self._fn(name) is not None
+
     def _fn(self, name: str):
         fn = getattr(self._obj, name, None)
         return fn if callable(fn) else None

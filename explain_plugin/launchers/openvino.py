@@ -226,6 +226,18 @@ class OpenVinoLauncher(Launcher):
                 "[N,H,W,3] image; use a Datumaro 1.5 preprocess() interpreter that sizes the images"
             )
 
+        # Without a normalize() hook no script sees the model-layout batch: OpenVINO takes
+        # NHWC images and transposes them inside the graph (threaded, fused), so a batch
+        # already stacked at the input size goes in as it is.
+        self._feed_layout = self._layout
+        self._model_inputs = None
+        if (not self._is_item and self._layout == "NCHW" and self.interpreter.kind != "1.0"
+                and not self.interpreter.has("normalize")):
+            self._model_inputs = [(self._name(p), str(p.get_partial_shape()),
+                                   p.get_element_type().get_type_name()) for p in model.inputs]
+            model = self._nhwc_input(model)
+            self._feed_layout = "NHWC"
+
         config = {"PERFORMANCE_HINT": "THROUGHPUT"}
         if precision == "f32":
             config["INFERENCE_PRECISION_HINT"] = "f32"
@@ -285,6 +297,15 @@ class OpenVinoLauncher(Launcher):
                     model.add_outputs([(layer, 0)])  # an operation name
                 except Exception:
                     raise CliError(f"--output-layers: the model has no layer or tensor '{layer}'") from None
+
+    @staticmethod
+    def _nhwc_input(model: ov.Model) -> ov.Model:
+        from openvino.preprocess import PrePostProcessor
+
+        ppp = PrePostProcessor(model)
+        ppp.input().tensor().set_layout(ov.Layout("NHWC"))
+        ppp.input().model().set_layout(ov.Layout("NCHW"))
+        return ppp.build()
 
     @staticmethod
     def _detect_layout(shape: ov.PartialShape) -> str:
@@ -371,7 +392,8 @@ class OpenVinoLauncher(Launcher):
                 if self.interpreter.kind == "builtin"
                 else f"{self.interpreter.name} (Datumaro {self.interpreter.kind})"
             ),
-            "inputs": [port(p) for p in self._compiled.inputs],
+            "inputs": ([port(p) for p in self._compiled.inputs] if self._model_inputs is None else
+                       [{"name": n, "shape": sh, "type": t} for n, sh, t in self._model_inputs]),
             "outputs": [port(p) for p in self._compiled.outputs],
             "layout": self._layout,
             "labels": [c.name for c in self.categories],
@@ -386,6 +408,9 @@ class OpenVinoLauncher(Launcher):
 
     def stream(self, batches: Iterable[Sequence[np.ndarray]]) -> Iterator[list[list[Annotation]]]:
         """Yield one list of annotations per image, batch by batch, in order.
+
+        A batch given as one float32 [N,H,W,3] array at the input size is read in
+        place by the requests: do not write into it before its results are yielded.
 
         Batches are read ahead (up to the number of requests + 1) so the device
         works while the caller builds the next one; a finished batch is yielded
@@ -456,12 +481,17 @@ class OpenVinoLauncher(Launcher):
         originals = images
         if same and self.interpreter.kind != "builtin":
             originals = stacked if stacked is not None else np.stack(images)
+        name = self._name(self._input)
+        if (stacked is not None and self._feed_layout == "NHWC" and not self.rgb
+                and stacked.shape[1:3] == self._hw and stacked.dtype == self._input_dtypes[name]
+                and stacked.flags.c_contiguous):
+            # already the model's input, as images: no copy (requests read it in place)
+            return {name: stacked}, (originals, [fit(self._hw, self._hw, self.rescale)] * len(stacked))
         model_images = images
         if self.interpreter.kind == "1.0" and same:
             model_images = list(self.interpreter.resize(np.asarray(originals, np.float32)))
-        x, geometries = prepare_batch(model_images, self._hw, self.rescale, self._layout, self.rgb)
+        x, geometries = prepare_batch(model_images, self._hw, self.rescale, self._feed_layout, self.rgb)
         x = self.interpreter.normalize(x)
-        name = self._name(self._input)
         x = np.ascontiguousarray(x, dtype=self._input_dtypes[name])
         return {name: x}, (originals, geometries)
 
