@@ -172,6 +172,17 @@ class ItemInterpreter(Interpreter):
         self.takes_item = takes_item
         self.kind = "1.5" if takes_item else "1.4"
 
+    def item_images(self, images: list[np.ndarray], stacked: np.ndarray | None = None) -> list[np.ndarray]:
+        """The images as a DatasetItem's ``media.data`` gives them to the script (uint8,
+        clipped to 0..255: Datumaro converts on every read), converted once per batch
+        in one array op; unchanged for 1.4 scripts, which take the array itself."""
+        if not self.takes_item:
+            return images
+        if stacked is not None and stacked.dtype != np.uint8:
+            return list(np.clip(stacked, 0.0, 255.0).astype(np.uint8))
+        return [im if im.dtype == np.uint8 else np.clip(im, 0.0, 255.0).astype(np.uint8)
+                for im in images]
+
     def preprocess(self, image: np.ndarray, index: int = 0) -> tuple[Any, Any]:
         """``(input, info)`` for one HWC BGR image."""
         arg = DatasetItem(id=str(index), media=Image.from_numpy(data=image)) if self.takes_item else image

@@ -458,7 +458,7 @@ class OpenVinoLauncher(Launcher):
         if not images:
             return _Job(0, 0), None
         if self._is_item:
-            inputs, ctx = self._prepare_items(images)
+            inputs, ctx = self._prepare_items(self.interpreter.item_images(images, stacked))
         else:
             inputs, ctx = self._prepare_batch(images, stacked)
         n, b = len(images), self._batch
