@@ -2,12 +2,19 @@
 
 Inference: the model is compiled once with the THROUGHPUT hint and run through
 an ``AsyncInferQueue`` with the device's optimal number of requests. When the
-batch dimension can be made static at ``batch_size`` (default 8) and every
-output keeps it as its first dimension, each request carries that many images;
+batch dimension can be made ``1..batch_size`` (default 8) and every output keeps
+it as its first dimension, each request carries up to that many images (a short
+batch is never padded: a clean pass of one image costs one inference);
 otherwise (a static batch-1 model, or an output such as DetectionOutput
 [1,1,N*K,7] that mixes the images of a batch) each request carries one image,
 so scripts see exactly what Datumaro gave them at batch 1. ``stream()`` keeps
-requests in flight while the caller prepares its next batch.
+requests in flight while the caller prepares its next batch. Unless a script
+has a ``normalize()`` hook (which sees the model-layout batch), an NCHW model
+takes NHWC images and OpenVINO transposes them in the graph.
+
+Interpretation: see ``interpreters`` (``interpretation_path``: documented-style
+scripts build lightweight stand-in annotations, read back by a vectorised
+conversion in ``predictions``).
 
 Geometry: ``--rescale pad|crop`` change how the launcher fits images to the
 input. Batch scripts (0.x / 1.0) still receive the original images and compute
