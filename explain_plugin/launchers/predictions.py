@@ -18,7 +18,8 @@ from explain_plugin.errors import CliError
 
 from . import standins
 
-__all__ = ["Detections", "scores_from_annotations", "detections_from_annotations"]
+__all__ = ["Detections", "scores_from_annotations", "detections_from_annotations",
+           "check_finite_annotations"]
 
 
 @dataclass
@@ -185,3 +186,67 @@ def detections_from_annotations(
             )
         probs = np.stack(rows)
     return Detections(xyxy, labels, scores, probs)
+
+
+_score_or_zero = methodcaller("get", "score", 0.0)
+
+
+def _all_finite(batch_anns: Sequence[Sequence[Annotation]]) -> bool:
+    """True when every score and box coordinate of the batch is a finite number and no
+    annotation carries more than its score, read in a few C-level passes over the whole
+    batch; False when the per-image check must look closer."""
+    flat = list(chain.from_iterable(batch_anns))
+    if not flat:
+        return True
+    attributes = list(map(_attributes_of, flat))
+    if sum(map(len, attributes)) > len(attributes):  # vectors maybe: the closer look
+        return False
+    scores = list(map(_score_or_zero, attributes))
+    kinds = set(map(type, scores))
+    if len(kinds) != 1 or not kinds <= _SCORE_DTYPES.keys():
+        return False
+    if not np.isfinite(np.fromiter(scores, _SCORE_DTYPES[kinds.pop()], len(scores))).all():
+        return False
+    if not set(map(type, flat)) <= _LABEL_TYPES:
+        boxes = [a for a in flat if isinstance(a, Bbox)]
+        return not boxes or bool(np.isfinite(_box_corners(boxes)).all())
+    return True
+
+
+def check_finite_annotations(batch_anns: Sequence[Sequence[Annotation]], *, source: str) -> None:
+    """Refuse NaN or infinite scores, score vectors and box coordinates from a script,
+    before any of them is used. The whole batch in a few array passes; only a batch
+    with more than scores (vectors) or a bad number gets the per-image look."""
+    if _all_finite(batch_anns):
+        return
+    for index, anns in enumerate(batch_anns):
+        if not anns:
+            continue
+        attrs = [a.attributes for a in anns]
+        groups = [("score", [d.get("score", 0.0) for d in attrs]),
+                  ("Bbox coordinate", [a.points for a in anns if isinstance(a, Bbox)])]
+        for i in [i for i, d in enumerate(attrs) if len(d) > 1]:
+            for key in ("scores", "probs"):
+                if key in attrs[i]:
+                    kind = type(anns[i]).__name__
+                    groups.append((f"value in a {kind}'s '{key}'", attrs[i][key]))
+        for what, values in groups:
+            array = _numbers(values)
+            if array is not None and not np.isfinite(array).all():
+                bad = "a NaN" if np.isnan(array).any() else "an infinite"
+                raise CliError(
+                    f"{source}: returned {bad} {what} for image {index} of the batch: "
+                    "fix the script (or the model outputs it reads)"
+                )
+
+
+def _numbers(values) -> np.ndarray | None:
+    """``values`` as a float array; None where they are not numbers (the conversion says so)."""
+    try:
+        return np.asarray(values, np.float64)
+    except (TypeError, ValueError):
+        try:  # ragged: check what is numeric
+            return np.asarray([float(v) for v in np.ravel(values)
+                               if isinstance(v, (int, float, np.number))], np.float64)
+        except (TypeError, ValueError):
+            return None
