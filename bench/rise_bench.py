@@ -36,7 +36,9 @@ the opset API stands in (timings and memory only; its maps mean nothing).
 read as class scores) and ``documented`` (two scripts written as Datumaro
 documents them, one ``Label(i, attributes={"score": p})`` per class: a 0.x
 ``process_outputs`` and a 1.x ``IModelInterpreter``; ``doc0x``/``doc1x`` pick one).
-Section 1 then also reports the raw bound (a bare ``AsyncInferQueue`` on pre-made
+Section 1 then also reports the CPU ratio (process CPU time, all threads, of RISE
+over that of the raw bound: on a machine shared with other jobs it moves far
+less than wall time), the raw bound (a bare ``AsyncInferQueue`` on pre-made
 NCHW tensors of the same IR at the launcher's batch, in the same process) and the
 marginal cost per mask between the smallest and largest N over that bound, and
 the launcher's interpretation path.
@@ -333,16 +335,23 @@ def overhead_worker(args) -> None:
             pass
         runs = []
         for rep in range(args.reps):
+            cpu = time.process_time()  # every thread of this process: robust to other load
             bound, rate = _stream_bound(launch, pool, args.n)
+            stream_cpu = (time.process_time() - cpu) * args.n / min(args.n, TP_IMAGES)
+            cpu = time.process_time()
             raw = _raw_bound(files, launch, pool, args.n)
+            raw_cpu = (time.process_time() - cpu) * args.n / min(args.n, TP_IMAGES)
             rise = Rise.with_defaults(max_samples=args.n, targets=targets, seed=rep)
             with Rss() as rss:
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 for snap in rise.explain(launch, image):
                     pass
                 wall = time.perf_counter() - start
+                rise_cpu = time.process_time() - cpu
             runs.append({"wall": wall, "bound": bound, "rate": rate, "ratio": wall / bound,
                          "raw": raw, "raw_ratio": wall / raw, "path": launch.interpretation_path,
+                         "cpu": rise_cpu, "raw_cpu": raw_cpu, "cpu_ratio": rise_cpu / raw_cpu,
+                         "stream_cpu_ratio": stream_cpu / raw_cpu,
                          "rss_mb": rss.peak_mb, "base_mb": rss.base_mb,
                          "maps": list(snap.maps.shape), "resettable": rss.resettable})
     print(json.dumps(runs))
@@ -367,15 +376,15 @@ def overhead(args, sizes: list[int]) -> None:
           f"(OPENBLAS_NUM_THREADS={blas}; {args.photos[0]}, median of {args.reps}, each config in "
           f"its own process)")
     print(f"  {'script':>7} {'path':>7} {'N':>5} {'targets':>7} {'maps':>14} {'stream img/s':>12} "
-          f"{'RISE img/s':>10} {'ratio':>6} {'(min-max)':>11} {'raw ratio':>9} {'peak dRSS MB':>12} "
-          f"{'base RSS MB':>11}")
+          f"{'RISE img/s':>10} {'ratio':>6} {'(min-max)':>11} {'raw ratio':>9} {'CPU ratio':>9} "
+          f"{'peak dRSS MB':>12} {'base RSS MB':>11}")
     for script, n, targets, runs in rows:
         ratios = [r["ratio"] for r in runs]
         print(f"  {script:>7} {runs[0]['path']:>7} {n:5d} {targets:>7} "
               f"{'x'.join(map(str, runs[0]['maps'])):>14} "
               f"{med(r['rate'] for r in runs):12.1f} {med(n / r['wall'] for r in runs):10.1f} "
               f"{med(ratios):6.3f} {min(ratios):5.3f}-{max(ratios):5.3f} "
-              f"{med(r['raw_ratio'] for r in runs):9.3f} "
+              f"{med(r['raw_ratio'] for r in runs):9.3f} {med(r['cpu_ratio'] for r in runs):9.3f} "
               f"{max(r['rss_mb'] for r in runs):12.1f} {med(r['base_mb'] for r in runs):11.0f}")
     if len(sizes) > 1:
         lo, hi = min(sizes), max(sizes)
@@ -386,8 +395,10 @@ def overhead(args, sizes: list[int]) -> None:
                 get = {n: runs for s_, n, t, runs in rows if s_ == script and t == targets}
                 pairs = [(h["wall"] - l["wall"]) / max(h["raw"] - l["raw"], 1e-9)
                          for l, h in zip(get[lo], get[hi])]
-                print(f"  {script:>7} {targets:>7}: {med(pairs):.3f}  "
-                      f"({', '.join(f'{p:.3f}' for p in pairs)})")
+                cpu = [(h["cpu"] - l["cpu"]) / max(h["raw_cpu"] - l["raw_cpu"], 1e-9)
+                       for l, h in zip(get[lo], get[hi])]
+                print(f"  {script:>7} {targets:>7}: wall {med(pairs):.3f}  "
+                      f"({', '.join(f'{p:.3f}' for p in pairs)}); process CPU {med(cpu):.3f}")
     if not all(r["resettable"] for *_, runs in rows for r in runs):
         print("  (VmHWM not resettable here: peak dRSS is ru_maxrss minus the RSS before the call)")
 
