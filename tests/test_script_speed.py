@@ -336,3 +336,12 @@ def test_short_batches_are_not_padded(known_models):
     image = quadrant_image()
     assert lau.predict([image])[0][0].label == 1
     assert list(lau.stream([[image] * 11])) and sent == [1, 8, 3]
+
+
+def test_a_label_only_batch_carries_its_scores_read_once(known_models, scripts, monkeypatch):
+    lau = launcher(known_models["classifier"], scripts["0x"])
+    batch = lau.predict([quadrant_image(), quadrant_image()[::-1]])
+    assert batch.class_scores is not None and batch.class_scores.shape == (2, 4)
+    monkeypatch.setattr(predictions, "_fast_scores", lambda *args: None)
+    np.testing.assert_array_equal(predictions.scores_from_annotations(batch, 4),
+                                  predictions.scores_from_annotations(list(batch), 4))

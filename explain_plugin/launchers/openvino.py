@@ -42,7 +42,9 @@ from explain_plugin.translate import openvino_reason, quiet_stderr
 
 from .base import Launcher
 from .interpreters import Interpreter, ItemInterpreter, builtin_interpreter, load_interpreter
-from .predictions import check_finite_annotations, detections_from_annotations
+from .predictions import (
+    Predictions, check_finite_annotations, detections_from_annotations, label_scores,
+)
 from .preprocess import RESCALE_MODES, fit, map_script_annotations, prepare_batch, to_bgr
 
 __all__ = ["OpenVinoLauncher"]
@@ -577,9 +579,12 @@ class OpenVinoLauncher(Launcher):
                 outputs = outs[0] if len(outs) == 1 else dict(zip(self._output_names, outs))
                 results += self.interpreter.process_outputs(originals[start:stop], outputs, stop - start)
             results = [map_script_annotations(anns, g) for anns, g in zip(results, geometries)]
-        if self.interpreter.kind != "builtin":
+        # One pass over a Label-only batch both checks it and reads its score rows,
+        # which scores_from_annotations then takes as they are.
+        scores = label_scores(results, len(self.categories)) if len(self.categories) else None
+        if scores is None and self.interpreter.kind != "builtin":
             check_finite_annotations(results, source=self.interpreter.name)
-        return [self._filter(anns) for anns in results]
+        return Predictions([self._filter(anns) for anns in results], scores)
 
     # Detector post-filters -------------------------------------------------
     def _filter(self, anns: list[Annotation]) -> list[Annotation]:

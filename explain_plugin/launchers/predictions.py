@@ -18,8 +18,17 @@ from explain_plugin.errors import CliError
 
 from . import standins
 
-__all__ = ["Detections", "scores_from_annotations", "detections_from_annotations",
-           "check_finite_annotations"]
+__all__ = ["Detections", "Predictions", "scores_from_annotations", "detections_from_annotations",
+           "check_finite_annotations", "label_scores"]
+
+
+class Predictions(list):
+    """A batch's annotation lists (one per image), with the [B,C] class scores read
+    when the batch was interpreted (None where the batch is not Label-only)."""
+
+    def __init__(self, per_image=(), class_scores: np.ndarray | None = None):
+        super().__init__(per_image)
+        self.class_scores = class_scores
 
 
 @dataclass
@@ -89,6 +98,17 @@ _score_of = itemgetter("score")
 _has_scores = methodcaller("__contains__", "scores")
 
 
+def label_scores(batch_anns: Sequence[Sequence[Annotation]], num_classes: int) -> np.ndarray | None:
+    """[B,C] scores of a batch of Labels that carry nothing but a finite numeric
+    ``score`` and a label in range (so nothing to check further); None otherwise."""
+    if not all(type(anns) in (list, tuple) for anns in batch_anns):
+        return None
+    if sum(map(len, map(_attributes_of, chain.from_iterable(batch_anns)))) != \
+            sum(map(len, batch_anns)):
+        return None
+    return _fast_scores(batch_anns, num_classes)
+
+
 def _fast_scores(batch_anns: Sequence[Sequence[Annotation]], num_classes: int) -> np.ndarray | None:
     """[B,C] scores when every annotation is a Label with a numeric ``score``, a
     label in range and no ``scores`` vector; None otherwise (the loop decides)."""
@@ -130,6 +150,9 @@ def scores_from_annotations(
     label) fills the whole row. Classes without a Label score 0; other
     annotation types are ignored.
     """
+    cached = getattr(batch_anns, "class_scores", None)
+    if cached is not None and cached.shape == (len(batch_anns), num_classes):
+        return cached.copy()
     fast = _fast_scores(batch_anns, num_classes)
     if fast is not None:
         return fast
