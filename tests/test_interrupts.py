@@ -18,7 +18,7 @@ from explain_plugin.samples import known_answer
 
 DATUM = Path(sys.executable).parent / "datum"
 ITEMS = 4
-SAMPLES = "1500"  # a fraction of a second an item: time to stop a run between items
+SAMPLES = "8000"  # a fraction of a second an item (scripts run fast now): time to stop a run between items
 
 
 @pytest.fixture(scope="module")
