@@ -60,6 +60,31 @@ class Launcher(ABC):
         scale = min(1.0, max(ih / h, iw / w))
         return max(1, round(h * scale)), max(1, round(w * scale))
 
+    def view_image(self, image: np.ndarray) -> np.ndarray:
+        """The image as methods perturb it: float32 HWC at ``view_size``, in the
+        launcher's own input space (what ``stream_views`` takes back, blended).
+
+        Default: the BGR pixels resized with INTER_AREA (8-bit images far larger
+        than the view are resized before the float conversion). Launchers whose
+        models see something else (a ReX script's normalised tensor) override it,
+        so occlusion happens where their model sees the pixels.
+        """
+        return resize_view(image, self.view_size(image.shape[:2]))
+
+    def occlusion_base(self, view: np.ndarray) -> np.ndarray | None:
+        """A background the launcher imposes on occluded pixels of ``view`` (e.g. a
+        ReX script's ``context``), broadcastable to it; None: the method's mask value."""
+        return None
+
+    def stream_views(self, batches: Iterable[Sequence[np.ndarray]]) -> Iterator[list[list[Any]]]:
+        """``stream`` for arrays in the launcher's view space (``view_image`` and blends
+        of it). Default: views are images, so ``stream``."""
+        return self.stream(batches)
+
+    def predict_views(self, views: Sequence[np.ndarray]) -> list[list[Any]]:
+        """Annotations for one batch of views."""
+        return next(iter(self.stream_views([views])))
+
     @property
     def batch_size(self) -> int:
         """A batch size that keeps the device busy (what methods should feed)."""
@@ -81,3 +106,20 @@ class Launcher(ABC):
     def describe(self) -> dict:
         """Inputs, outputs and categories, for ``datum model info``."""
         return {"labels": [c.name for c in self.categories]}
+
+
+# Above this many bytes as float32, an 8-bit image is resized before it becomes float.
+EXACT_FLOAT_BYTES = 256 * 2**20
+
+
+def resize_view(image: np.ndarray, view_hw: tuple[int, int]) -> np.ndarray:
+    """``image`` as float32 at ``view_hw`` (INTER_AREA); a 10000x10000 8-bit photo
+    is resized as 8-bit, never converted to float32 at full size."""
+    import cv2
+
+    vh, vw = view_hw
+    if image.shape[:2] == (vh, vw):
+        return image.astype(np.float32)
+    if image.dtype == np.uint8 and image.size * 4 > EXACT_FLOAT_BYTES:
+        return cv2.resize(image, (vw, vh), interpolation=cv2.INTER_AREA).astype(np.float32)
+    return cv2.resize(image.astype(np.float32), (vw, vh), interpolation=cv2.INTER_AREA)

@@ -31,9 +31,9 @@ def mask_base(image: np.ndarray, value: str, cell: float) -> np.ndarray:
     import cv2
 
     if value == "0":
-        return np.zeros((1, 1, 3), dtype=np.float32)
+        return np.zeros((1, 1, image.shape[2]), dtype=np.float32)
     if value == "mean":
-        return image.reshape(-1, 3).mean(axis=0).reshape(1, 1, 3).astype(np.float32)
+        return image.reshape(-1, image.shape[2]).mean(axis=0).reshape(1, 1, -1).astype(np.float32)
     return cv2.GaussianBlur(image, (0, 0), sigmaX=max(1.0, cell / 2))
 
 
@@ -85,8 +85,6 @@ class Rise(ExplainMethod):
 
     def explain(self, launcher, image: np.ndarray, progress: ProgressFn | None = None
                 ) -> Iterator[Snapshot]:
-        import cv2
-
         p = self.params
         n_total = int(p["max_samples"])
         prob = float(p["prob"])
@@ -95,14 +93,14 @@ class Rise(ExplainMethod):
         spec = parse_targets(p.get("targets"), labels)
 
         h0, w0 = image.shape[:2]
-        wh, ww = launcher.view_size((h0, w0))
-        work = image.astype(np.float32)
-        if (wh, ww) != (h0, w0):
-            work = cv2.resize(work, (ww, wh), interpolation=cv2.INTER_AREA)
+        work = launcher.view_image(image)  # in the launcher's input space
+        wh, ww = work.shape[:2]
         sh = min(wh, p["mask_height"] * SALIENCY_PIXELS_PER_CELL)
         sw = min(ww, p["mask_width"] * SALIENCY_PIXELS_PER_CELL)
-        base = mask_base(work, str(p.get("mask_value", "0")),
-                         max(wh / p["mask_height"], ww / p["mask_width"]))
+        base = launcher.occlusion_base(work)
+        if base is None:
+            base = mask_base(work, str(p.get("mask_value", "0")),
+                             max(wh / p["mask_height"], ww / p["mask_width"]))
 
         scorer, targets = self._scorer(launcher, work, (h0, w0), labels, spec)
         if not targets:
@@ -135,7 +133,7 @@ class Rise(ExplainMethod):
         started = time.perf_counter()
         # numpy's BLAS threads would fight OpenVINO's for the cores: one thread here.
         with threadpool_limits(limits=1, user_api="blas"):
-            for anns in launcher.stream(batches()):
+            for anns in launcher.stream_views(batches()):
                 grids, shifts = pending.popleft()
                 acc.add(scorer(anns), gen.render(grids, shifts, sh, sw).reshape(len(grids), -1))
                 if progress:
@@ -164,7 +162,7 @@ class Rise(ExplainMethod):
 
         p = self.params
         (h0, w0), (wh, ww) = image_hw, work.shape[:2]
-        clean = launcher.predict([work])[0]
+        clean = launcher.predict_views([work])[0]
         num_classes = len(labels)
         if any(_is_box(a) for a in clean):
             det = detections_from_annotations(clean, num_classes)
@@ -185,12 +183,12 @@ class Blender:
 
     def __init__(self, image: np.ndarray, base: np.ndarray):
         delta = image - base
-        self.planes = [np.ascontiguousarray(delta[..., c]) for c in range(3)]
+        self.planes = [np.ascontiguousarray(delta[..., c]) for c in range(image.shape[2])]
         self.base = None if not base.any() else np.ascontiguousarray(
             np.broadcast_to(base, image.shape), dtype=np.float32)
 
     def __call__(self, masks: np.ndarray) -> np.ndarray:
-        out = np.empty((*masks.shape, 3), dtype=np.float32)
+        out = np.empty((*masks.shape, len(self.planes)), dtype=np.float32)
         for c, plane in enumerate(self.planes):
             np.multiply(masks, plane, out=out[..., c])
         if self.base is not None:
