@@ -264,3 +264,31 @@ def test_model_add_info_remove_round_trip_with_copy(tmp_path, datum, models):
     assert datum("model", "remove", "-p", root, "rex").code == 0
     assert not copied.parent.exists()
     assert "rex" not in yaml.safe_load((root / ".datumaro" / "config.yml").read_text())["models"]
+
+
+def test_explain_and_model_run_through_the_cli(tmp_path, datum, models):
+    images = tmp_path / "images"
+    images.mkdir()
+    cv2.imwrite(str(images / "tr.png"), image(72, 96))
+    root = tmp_path / "p"
+    assert datum("project", "create", "-o", root).code == 0
+    assert datum("project", "import", "-p", root, "-f", "image_dir", images).code == 0
+    script = write_script(tmp_path / "src", models[4], batch=4, raw="logits")
+    assert datum("model", "add", "-p", root, "-l", "rex-script", "-n", "rex", "--", "-s",
+                 script).code == 0
+
+    out = tmp_path / "run"
+    result = datum("explain", "-p", root, "-m", "rex", "-o", out, "rise", "-s", "200")
+    assert result.code == 0, result
+    sal = np.load(next(out.glob("*top_right*.npy")))
+    assert sal.shape == (72, 96)
+    assert sal[:36, 48:].mean() > 2 * sal[36:, :].mean()
+
+    preds = tmp_path / "preds"
+    result = datum("model", "run", "-p", root, "-m", "rex", "-o", preds)
+    assert result.code == 0, result
+    import json
+
+    data = json.loads((preds / "annotations" / "default.json").read_text())
+    (ann,) = data["items"][0]["annotations"]
+    assert data["categories"]["label"]["labels"][ann["label_id"]]["name"] == "top_right"
