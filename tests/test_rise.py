@@ -336,3 +336,21 @@ def test_flat_map_is_zero_and_said_once(datum, project, tmp_path, known_models):
     item = json.loads((out / "run.json").read_text())["items"]["noise"]
     assert any("flat" in n for n in item["notes"])
     assert (np.load(next(out.glob("noise-*.npy"))) == 0).all()
+
+
+def test_metrics_in_run_json_and_no_metrics(datum, project, tmp_path):
+    image = project / "images" / "top_right.png"
+    out = tmp_path / "m"
+    result = datum("explain", "-p", project, "-m", "classifier", "-o", out, "-t", image, "rise",
+                   "-s", "200", "--metric-steps", "10")
+    assert result.code == 0, result
+    item = json.loads((out / "run.json").read_text())["items"]["top_right"]
+    metrics = item["targets"][0]["metrics"]
+    assert metrics["steps"] == 10 and metrics["deletion_auc"] < metrics["insertion_auc"]
+    assert 0 < metrics["area"] <= 0.5  # the top-right quadrant and a margin
+    assert item["evaluations"]["rise"] == 200 and item["evaluations"]["metrics"] >= 22
+    out2 = tmp_path / "n"
+    result = datum("explain", "-p", project, "-m", "classifier", "-o", out2, "-t", image, "rise",
+                   "-s", "200", "--no-metrics")
+    item = json.loads((out2 / "run.json").read_text())["items"]["top_right"]
+    assert "metrics" not in item["targets"][0] and item["evaluations"] == {"rise": 200}
