@@ -10,7 +10,7 @@ Per photo, medians of --reps runs, in one process:
   ov      RISE wall time through OpenVinoLauncher (async requests, --rescale warp)
   script  RISE wall time through RexScriptLauncher
   bound   the time the script launcher takes for the same number of pre-made views
-          (``stream_views``): pure inference through the script
+          (``submit``): pure inference through the script
   ratios  script / bound (RISE's cost over the script's inference) and script / ov
           (a synchronous script against the async launcher); max |map difference|.
 
@@ -104,9 +104,9 @@ def main() -> None:
             view = rex.view_image(image)
             pool = [np.ascontiguousarray(view * (0.5 + 0.5 * (i % 2))) for i in range(rex.batch_size)]
             t = time.perf_counter()
-            n = 0
-            for _ in rex.stream_views(pool for _ in range(0, args.masks, rex.batch_size)):
-                n += 1
+            pending = [rex.submit(pool) for _ in range(0, args.masks, rex.batch_size)]
+            for handle in pending:
+                handle.result()
             times["bound"].append(time.perf_counter() - t)
         med = {k: statistics.median(v) for k, v in times.items()}
         diff = float(np.abs(got.maps - want.maps).max())

@@ -150,7 +150,7 @@ def test_probabilities_are_not_softmaxed_twice(tmp_path, models):
 def test_fixed_batch_gets_exactly_its_size(tmp_path, models):
     launcher = RexScriptLauncher(script=str(write_script(tmp_path, models[4], batch=4)))
     views = [launcher.view_image(image(seed=s)) for s in range(6)]  # 4 + 2 (padded)
-    anns = launcher.predict_views(views)
+    anns = launcher.submit(views).result()
     assert len(anns) == 6 and all(a[0].label == 1 for a in anns)
 
 
@@ -182,6 +182,16 @@ def test_occlusion_happens_in_the_script_space(tmp_path, models):
     launcher._module.CONTEXT = True
     view = launcher.view_image(np.full((20, 30, 3), 192, np.uint8))
     assert np.allclose(launcher.occlusion_base(view), 0.5)
+    # the methods' view carries it: occluded pixels become the context, whatever --mask-value
+    from explain_plugin.methods.occlusion import Occlusion
+    from explain_plugin.methods.view import view_of
+
+    view = view_of(launcher, np.full((20, 30, 3), 192, np.uint8))
+    blended = Occlusion.of(view, "mean")(np.array([np.zeros((H, W)), np.ones((H, W))], np.float32))
+    assert np.allclose(blended[0], 0.5) and np.allclose(blended[1], 1.0)
+    launcher._module.CONTEXT = False
+    view = view_of(launcher, np.full((20, 30, 3), 192, np.uint8))
+    assert view.base is None and np.allclose(Occlusion.of(view, "0")(np.zeros((1, H, W)))[0], 0)
     info = launcher.describe()
     assert info["order"] == "first (NCHW)" and info["scores"].startswith("logits")
 
@@ -203,11 +213,11 @@ def test_binary_threshold(tmp_path):
     launcher = RexScriptLauncher(script=str(script), binary_threshold=0.3)
     assert launcher.binary and len(launcher.categories) == 2 and launcher.channels == 1
     views = [np.full((8, 8, 1), v, np.float32) for v in (0.2, 0.35, 0.45, 0.9)]
-    labels = [a[0].label for a in launcher.predict_views(views)]
+    labels = [a[0].label for a in launcher.submit(views).result()]
     assert labels == [0, 1, 1, 1]
     plain = RexScriptLauncher(script=str(script))
-    assert [a[0].label for a in plain.predict_views(views)] == [0, 0, 0, 1]
-    scores = plain.predict_views(views[2:3])[0][0].attributes["scores"]
+    assert [a[0].label for a in plain.submit(views).result()] == [0, 0, 0, 1]
+    scores = plain.submit(views[2:3]).result()[0][0].attributes["scores"]
     np.testing.assert_allclose(scores, [0.55, 0.45], rtol=1e-6)
     # RISE runs on a one-channel model space
     snap = list(Rise.with_defaults(max_samples=40, seed=1).explain(

@@ -60,30 +60,21 @@ class Launcher(ABC):
         scale = min(1.0, max(ih / h, iw / w))
         return max(1, round(h * scale)), max(1, round(w * scale))
 
-    def view_image(self, image: np.ndarray) -> np.ndarray:
-        """The image as methods perturb it: float32 HWC at ``view_size``, in the
-        launcher's own input space (what ``stream_views`` takes back, blended).
+    def view_image(self, image: np.ndarray) -> np.ndarray | None:
+        """The image as methods perturb it, in the launcher's own input space: float32
+        [vh, vw, C], what ``submit`` takes back (blended). Launchers whose models see
+        something other than the pixels (a ReX script's normalised tensor) return it,
+        so occlusion happens where their model sees the image.
 
-        Default: the BGR pixels resized with INTER_AREA (8-bit images far larger
-        than the view are resized before the float conversion). Launchers whose
-        models see something else (a ReX script's normalised tensor) override it,
-        so occlusion happens where their model sees the pixels.
+        Default None: the view is the BGR image itself, resized to ``view_size`` by
+        ``methods.view.view_of`` (8-bit images resized before the float conversion).
         """
-        return resize_view(image, self.view_size(image.shape[:2]))
+        return None
 
     def occlusion_base(self, view: np.ndarray) -> np.ndarray | None:
         """A background the launcher imposes on occluded pixels of ``view`` (e.g. a
         ReX script's ``context``), broadcastable to it; None: the method's mask value."""
         return None
-
-    def stream_views(self, batches: Iterable[Sequence[np.ndarray]]) -> Iterator[list[list[Any]]]:
-        """``stream`` for arrays in the launcher's view space (``view_image`` and blends
-        of it). Default: views are images, so ``stream``."""
-        return self.stream(batches)
-
-    def predict_views(self, views: Sequence[np.ndarray]) -> list[list[Any]]:
-        """Annotations for one batch of views."""
-        return next(iter(self.stream_views([views])))
 
     @property
     def batch_size(self) -> int:
@@ -99,6 +90,21 @@ class Launcher(ABC):
         generates the next batch while the device works gets overlap for free.
         """
 
+    @property
+    def requests(self) -> int:
+        """Batches the device works on at once (the engine keeps one more queued)."""
+        return 1
+
+    def submit(self, images: Sequence[np.ndarray]) -> "Pending":
+        """Start inferring one batch of views (``view_image``'s space, i.e. images for
+        launchers without their own); ``Pending.result()`` gives its annotations.
+
+        For callers that decide the next batch from answers (the evaluation
+        engine). Default: inferred at once through ``stream``; launchers that
+        run asynchronously return before the device is done.
+        """
+        return Done(self.predict(images))
+
     def predict(self, images: Sequence[np.ndarray]) -> list[list[Any]]:
         """Annotations for one batch of images."""
         return next(iter(self.stream([images])))
@@ -108,18 +114,34 @@ class Launcher(ABC):
         return {"labels": [c.name for c in self.categories]}
 
 
-# Above this many bytes as float32, an 8-bit image is resized before it becomes float.
-EXACT_FLOAT_BYTES = 256 * 2**20
+class Pending(ABC):
+    """A batch submitted with ``Launcher.submit``."""
+
+    @abstractmethod
+    def ready(self) -> bool:
+        """Whether ``result()`` would return without waiting for the device."""
+
+    @abstractmethod
+    def wait(self) -> None:
+        """Wait until the device is done with the batch (its inputs may then be freed)."""
+
+    @abstractmethod
+    def result(self) -> list[list[Any]]:
+        """One list of annotations per image, in order (waits if needed; once)."""
 
 
-def resize_view(image: np.ndarray, view_hw: tuple[int, int]) -> np.ndarray:
-    """``image`` as float32 at ``view_hw`` (INTER_AREA); a 10000x10000 8-bit photo
-    is resized as 8-bit, never converted to float32 at full size."""
-    import cv2
+class Done(Pending):
+    """A batch already inferred."""
 
-    vh, vw = view_hw
-    if image.shape[:2] == (vh, vw):
-        return image.astype(np.float32)
-    if image.dtype == np.uint8 and image.size * 4 > EXACT_FLOAT_BYTES:
-        return cv2.resize(image, (vw, vh), interpolation=cv2.INTER_AREA).astype(np.float32)
-    return cv2.resize(image.astype(np.float32), (vw, vh), interpolation=cv2.INTER_AREA)
+    def __init__(self, annotations: list[list[Any]]):
+        self._annotations = annotations
+
+    def ready(self) -> bool:
+        return True
+
+    def wait(self) -> None:
+        pass
+
+    def result(self) -> list[list[Any]]:
+        return self._annotations
+

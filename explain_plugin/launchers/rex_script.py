@@ -41,7 +41,7 @@ import numpy as np
 
 from explain_plugin.errors import CliError
 
-from .base import Launcher
+from .base import Launcher, Pending
 from .rex_compat import missing_package_error, rex_imports, rex_installed, to_numpy
 
 __all__ = ["RexScriptLauncher"]
@@ -381,7 +381,8 @@ class RexScriptLauncher(Launcher):
         return self._hw
 
     def view_image(self, image: np.ndarray) -> np.ndarray:
-        """The script's ``preprocess`` output for ``image`` as HWC float32."""
+        """The script's ``preprocess`` output for ``image`` as HWC float32: methods
+        occlude in the script's model-input space, as ReX does."""
         data = self._preprocess(self._write_png(image))
         self.mode = getattr(data, "mode", None) or self.mode
         if hasattr(data.data, "detach"):
@@ -406,29 +407,27 @@ class RexScriptLauncher(Launcher):
             return entry[1]
         return self.context_view
 
-    def submit_views(self, views: Sequence[np.ndarray]) -> Future:
-        """Start one batch of views on the script's worker thread."""
+    @property
+    def requests(self) -> int:
+        return 1  # scripts are called one batch at a time (their models need not be thread-safe)
+
+    def submit(self, views: Sequence[np.ndarray]) -> Pending:
+        """Start one batch of views (``view_image``'s space, blended) on the script's
+        worker thread; the caller prepares the next batch meanwhile."""
         stacked = views if isinstance(views, np.ndarray) else np.stack(views) if len(views) \
             else np.zeros((0, *self._hw, self.channels), np.float32)
-        return self._executor.submit(self._annotations, stacked)
-
-    def stream_views(self, batches: Iterable[Sequence[np.ndarray]]) -> Iterator[list[list[Any]]]:
-        """Batches of views through the script, the next one prepared while one runs."""
-        pending: deque[Future] = deque()
-        try:
-            for batch in batches:
-                pending.append(self.submit_views(batch))
-                while len(pending) > 1 or (pending and pending[0].done()):
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
+        return _FuturePending(self._executor.submit(self._annotations, stacked))
 
     def stream(self, batches: Iterable[Sequence[np.ndarray]]) -> Iterator[list[list[Any]]]:
-        """Images: each through ``preprocess`` once, then through the model."""
-        return self.stream_views([self.view_image(im) for im in batch] for batch in batches)
+        """Images: each through ``preprocess`` once, then through the model; the next
+        batch is preprocessed while the model works on one."""
+        pending: deque[Pending] = deque()
+        for batch in batches:
+            pending.append(self.submit([self.view_image(im) for im in batch]))
+            while len(pending) > 1 or (pending and pending[0].ready()):
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
     def describe(self) -> dict:
         h, w = self._hw
@@ -455,6 +454,20 @@ class RexScriptLauncher(Launcher):
             "context": str(self.context_path) if self.context_path else "none",
             "rex_xai": "installed" if rex_installed() else "not installed (explain-plugin's stand-ins)",
         }
+
+
+class _FuturePending(Pending):
+    def __init__(self, future: Future):
+        self._future = future
+
+    def ready(self) -> bool:
+        return self._future.done()
+
+    def wait(self) -> None:
+        self._future.exception()  # waits; the error, if any, comes with result()
+
+    def result(self) -> list[list[Any]]:
+        return self._future.result()
 
 
 class _Calling:
