@@ -15,7 +15,7 @@ from explain_plugin.methods.scoring import Answer, BoxScorer, ClassScorer
 from explain_plugin.methods.targets import (
     TargetSpec, item_targets, parse_targets, select_boxes, select_classes,
 )
-from explain_plugin.methods.view import EXACT_FLOAT_BYTES, View, upsample, view_of
+from explain_plugin.methods.view import EXACT_FLOAT_BYTES, upsample, view_of
 
 
 # occlusion ---------------------------------------------------------------------

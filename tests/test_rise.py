@@ -354,3 +354,21 @@ def test_metrics_in_run_json_and_no_metrics(datum, project, tmp_path):
                    "-s", "200", "--no-metrics")
     item = json.loads((out2 / "run.json").read_text())["items"]["top_right"]
     assert "metrics" not in item["targets"][0] and item["evaluations"] == {"rise": 200}
+
+
+def test_per_item_targets_resolve_to_given_classes_and_boxes(classifier, detector):
+    from explain_plugin.methods.base import ExplainedTarget
+    from explain_plugin.methods.targets import item_targets, resolve
+    from explain_plugin.methods.view import view_of
+
+    image = grey_noise(120, 100)
+    view = view_of(detector, image)
+    given = item_targets([ExplainedTarget(1, "dog", 1.0, (55.0, 12.0, 95.0, 72.0))])
+    scorer, targets = resolve(detector, view, given, iou=0.5)
+    assert [t.name for t in targets] == ["dog"]
+    np.testing.assert_allclose(targets[0].box, (55, 12, 95, 72), atol=1e-3)
+    clean = scorer.answer([detector.predict([view.pixels])[0]])
+    assert clean.hit.tolist() == [[True]]  # the detector's own dog box matches it
+    scorer, targets = resolve(classifier, view_of(classifier, image),
+                              item_targets([ExplainedTarget(2, "bottom_left", 1.0)]))
+    assert [t.name for t in targets] == ["bottom_left"]

@@ -17,7 +17,9 @@ class Launcher(ABC):
     config verbatim and passed back as keyword arguments to ``__init__``.
 
     Instance side (used by methods and ``datum model run``): ``categories``,
-    ``input_size``, ``layout``, ``batch_size`` and ``stream``.
+    ``input_size``, ``layout``, ``batch_size``, ``requests``, ``stream`` (batches
+    pulled ahead from a generator) and ``submit`` (one batch, answered later: what
+    the evaluation engine drives).
     """
 
     NAME: ClassVar[str]

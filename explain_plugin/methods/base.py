@@ -66,8 +66,10 @@ class ExplainMethod(ABC):
     """A method: ``datum explain ... NAME [options]``.
 
     ``options()`` are the method's click options; the CLI passes their values to
-    ``__init__``. ``explain`` streams batches through one launcher and yields
-    snapshots, the last one final; it never holds more than a few batches.
+    ``__init__`` and never reads them itself (``presentation_options`` and the
+    Snapshot fields ``save``/``show``/``notes`` tell it what it needs). ``explain``
+    evaluates masks through ``methods.engine`` and yields snapshots, the last one
+    final; with ``takes_item`` it also gets ``item=ItemInfo`` (ground truth).
     """
 
     name: ClassVar[str]
