@@ -111,6 +111,11 @@ class Launcher(ABC):
         """Annotations for one batch of images."""
         return next(iter(self.stream([images])))
 
+    def predict_views(self, views: Sequence[np.ndarray]) -> list[list[Any]]:
+        """Annotations for one batch of views (``view_image``'s space). Default: views
+        are images."""
+        return self.predict(views)
+
     def describe(self) -> dict:
         """Inputs, outputs and categories, for ``datum model info``."""
         return {"labels": [c.name for c in self.categories]}

@@ -418,6 +418,9 @@ class RexScriptLauncher(Launcher):
             else np.zeros((0, *self._hw, self.channels), np.float32)
         return _FuturePending(self._executor.submit(self._annotations, stacked))
 
+    def predict_views(self, views: Sequence[np.ndarray]) -> list[list[Any]]:
+        return self.submit(views).result()
+
     def stream(self, batches: Iterable[Sequence[np.ndarray]]) -> Iterator[list[list[Any]]]:
         """Images: each through ``preprocess`` once, then through the model; the next
         batch is preprocessed while the model works on one."""

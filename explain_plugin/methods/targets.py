@@ -98,7 +98,7 @@ def resolve(launcher, view, spec: TargetSpec, *, conf: float = 0.0, nms: float =
 
     labels = [c.name for c in launcher.categories]
     num_classes = len(labels)
-    clean = launcher.submit([view.pixels]).result()[0]  # the view: the launcher's space
+    clean = launcher.predict_views([view.pixels])[0]
     if any(_is_box(a) for a in clean):
         det = detections_from_annotations(clean, num_classes)
         if spec.kind == "items":  # given boxes, in image pixels: explained as themselves
