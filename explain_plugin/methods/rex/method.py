@@ -36,6 +36,8 @@ class Rex(ExplainMethod):
 
     @classmethod
     def options(cls) -> list[click.Parameter]:
+        from explain_plugin.methods.metrics import metric_options
+
         opt = click.Option
         d = DEFAULTS
         return [
@@ -83,21 +85,24 @@ class Rex(ExplainMethod):
                 help="Detections: min confidence of a clean-image box to explain."),
             opt(["-b", "--batch-size"], type=click.IntRange(min=1), default=None,
                 help="Images per inference batch (default: the launcher's)."),
+            *metric_options(),
         ]
 
     def __init__(self, **params: Any):
         super().__init__(**params)
         self.settings = settings(params)
 
-    def explain(self, launcher, image: np.ndarray, progress: ProgressFn | None = None
-                ) -> Iterator[Snapshot]:
+    def explain(self, launcher, image: np.ndarray, progress: ProgressFn | None = None,
+                item=None) -> Iterator[Snapshot]:
         from threadpoolctl import threadpool_limits
 
+        # numpy's BLAS threads would fight OpenVINO's for the cores: one thread here.
         with threadpool_limits(limits=1, user_api="blas"):
-            yield self._explain(launcher, image, progress)
+            yield self._explain(launcher, image, progress, item)
 
     # ------------------------------------------------------------------
-    def _explain(self, launcher, image: np.ndarray, progress: ProgressFn | None) -> Snapshot:
+    def _explain(self, launcher, image: np.ndarray, progress: ProgressFn | None,
+                 item=None) -> Snapshot:
         from explain_plugin.methods.engine import Evaluator
         from explain_plugin.methods.normalize import normalize_maps
         from explain_plugin.methods.occlusion import Occlusion
@@ -161,13 +166,27 @@ class Rex(ExplainMethod):
             if f.note:
                 notes.append(f"{targets[t].name}: {f.note}")
             explanations.append(f.masks if f.masks else ([f.mask] if f.mask is not None else []))
+        for t, st in enumerate(stats):
+            st["explanations"] = len(explanations[t])
+            st["explanation_area"] = (round(float(explanations[t][0].mean()), 6)
+                                      if explanations[t] else None)
         raw = rmaps.astype(np.float32)
-        snap = Snapshot(normalize_maps(raw), targets, ev.evaluations, final=True,
+        metrics = None
+        if p.get("metrics"):
+            from explain_plugin.methods.metrics import evaluate_maps
+
+            # Rank pixels as the extraction does (responsibility, ties by the blurred map).
+            ranked = np.stack([1.0 - ex.ranking(m).reshape(m.shape) / m.size for m in rmaps])
+            ranked[[t for t in range(len(targets)) if t not in live]] = 0.0
+            metrics = evaluate_maps(ev, ranked.astype(np.float32), targets, item=item,
+                                    steps=int(p.get("metric_steps") or 20))
+        snap = Snapshot(normalize_maps(raw), targets, ev.counts.get("rex", 0), final=True,
                         converged=bool(p.get("converge")) and any(
                             used.get(t, 0) < s["iters"] for t in live),
                         raw=raw)
         snap.evaluations = dict(ev.counts)
         snap.notes = notes
+        snap.metrics = metrics
         snap.extra.update({
             "responsibility": raw,
             "explanations": explanations,

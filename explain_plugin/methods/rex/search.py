@@ -8,11 +8,13 @@ One producer is one iteration (one random partition tree) for one target:
 2. For each active box (the job's other boxes kept as they are) the box splits
    into 4 children at a random point, and mutants keep the static boxes plus a
    non-empty proper subset of the children.
-3. Subsets are tried by size (1, then 2, then 3 children), and a subset that
-   contains a passing one is not evaluated: every passing subset is minimal, so
-   its k children are each needed with the k - 1 others, and each gets
-   responsibility 1/k. (ReX also evaluates and credits the supersets, which
-   spreads credit over children that were not needed.)
+3. Subsets are tried top-down: the 4 triples (drop one child), then the pairs
+   whose two supersets passed, then the singletons whose three did (a subset of
+   a failing mutant is taken to fail: when no triple passes, 4 evaluations
+   settle the level instead of ReX's 14). Each minimal passing subset (no
+   passing subset of its own) credits its k children, each needed with the
+   k - 1 others, with responsibility 1/k. (ReX credits every passing mutant,
+   which spreads credit over children that were not needed.)
 4. The passing mutants of every active box of every job (ReX keeps the last
    box's only) are ordered by kept area, smallest first; the ``queue_len``
    first become the next jobs, keeping their static boxes (ReX drops them,
@@ -130,12 +132,12 @@ def iteration(height: int, width: int, judge: Callable, rng: np.random.Generator
                 children.append(kids[j])
         if not children:
             break
-        passed: list[list[int]] = [[] for _ in children]
-        for size in (1, 2, 3):
+        passed: list[set[int]] = [{15} for _ in children]  # all 4 children: the job itself
+        for size in (3, 2, 1):
             todo = [(t, s) for t in range(len(children)) for s in _SUBSETS[size]
-                    if not any(p & s == p for p in passed[t])]
+                    if all(s | 1 << i in passed[t] for i in range(4) if not s >> i & 1)]
             if not todo:
-                continue
+                break
             kept = [np.concatenate([others[t], children[t][_MEMBERS[s]]]) for t, s in todo]
             answer = yield masks_of(kept, height, width)
             ok = judge(answer)
@@ -144,8 +146,10 @@ def iteration(height: int, width: int, judge: Callable, rng: np.random.Generator
             result.failing += int(len(ok) - ok.sum())
             for (t, s), good in zip(todo, ok):
                 if good:
-                    passed[t].append(s)
-        found = [(t, s) for t in range(len(children)) for s in passed[t]]
+                    passed[t].add(s)
+        # Minimal passing subsets: none of their evaluated subsets passes.
+        found = [(t, s) for t in range(len(children)) for s in sorted(passed[t] - {15})
+                 if not any(q != s and q & s == q for q in passed[t])]
         if not found:
             break
         credited = [children[t][_MEMBERS[s]] for t, s in found]
