@@ -171,6 +171,7 @@ class Rex(ExplainMethod):
             st["explanation_area"] = (round(float(explanations[t][0].mean()), 6)
                                       if explanations[t] else None)
         raw = rmaps.astype(np.float32)
+        seconds = time.perf_counter() - started
         metrics = None
         if p.get("metrics"):
             from explain_plugin.methods.metrics import evaluate_maps
@@ -192,7 +193,7 @@ class Rex(ExplainMethod):
             "explanations": explanations,
             "rex": {"strategy": s["strategy"], "iterations": max(used.values(), default=0),
                     "targets": stats, "evaluations": ev.evaluations,
-                    "seconds": time.perf_counter() - started},
+                    "seconds": seconds},
         })
         return snap
 

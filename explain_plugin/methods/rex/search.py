@@ -19,8 +19,9 @@ One producer is one iteration (one random partition tree) for one target:
    box's only) are ordered by kept area, smallest first; the ``queue_len``
    first become the next jobs, keeping their static boxes (ReX drops them,
    so its next level occludes parts it had found necessary).
-5. It stops when nothing passes, at ``tree_depth`` / ``min_box_size``, or past
-   ``search_limit`` evaluations.
+5. It stops when nothing passes, at ``tree_depth`` / ``min_box_size``, or once
+   ``search_limit`` evaluations are spent (checked before each round of a level;
+   the subsets found so far still count).
 
 A mutant passes per ``Judge``: the target is still the model's answer and its
 score is >= ``confidence_filter`` x its score on the whole image.
@@ -136,7 +137,7 @@ def iteration(height: int, width: int, judge: Callable, rng: np.random.Generator
         for size in (3, 2, 1):
             todo = [(t, s) for t in range(len(children)) for s in _SUBSETS[size]
                     if all(s | 1 << i in passed[t] for i in range(4) if not s >> i & 1)]
-            if not todo:
+            if not todo or (config.search_limit and result.evaluations >= config.search_limit):
                 break
             kept = [np.concatenate([others[t], children[t][_MEMBERS[s]]]) for t, s in todo]
             answer = yield masks_of(kept, height, width)
