@@ -50,8 +50,9 @@ class Rex(ExplainMethod):
             opt(["--queue-len"], default=None,
                 help="Passing mutants refined per level, smallest first: N or 'all' "
                      f"[default: {d['queue_len']}]."),
-            opt(["--search-limit"], type=click.IntRange(min=1), default=None,
-                help="Evaluations per iteration after which it stops [default: none]."),
+            opt(["--search-limit"], type=click.IntRange(min=0), default=None,
+                help="Evaluations per iteration after which it stops "
+                     f"[default: {d['search_limit']}; 0: none]."),
             opt(["--confidence-filter"], type=click.FloatRange(0, 1), default=None,
                 help="A mutant passes only with score >= this x the whole image's "
                      f"[default: {d['confidence_filter']}]."),
@@ -209,7 +210,7 @@ class Rex(ExplainMethod):
         config = SearchConfig(
             tree_depth=int(s["tree_depth"]), min_box_size=int(s["min_box_size"]),
             queue_len=_queue_len(s["queue_len"]),
-            search_limit=None if s["search_limit"] is None else int(s["search_limit"]),
+            search_limit=int(s["search_limit"] or 0) or None,
             distribution=s["distribution"],
             distribution_args=tuple(float(a) for a in s["distribution_args"]))
         iters = int(s["iters"])
