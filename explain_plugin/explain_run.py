@@ -16,9 +16,6 @@ import click
 
 from explain_plugin.errors import CliError
 
-# Parameters that change how a run looks or how fast it goes, not its results.
-_PRESENTATION_PARAMS = {"display", "batch_size"}
-
 
 def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir: str,
                 model_name: str, target_option: str | None, target: str | None,
@@ -42,7 +39,7 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
         "model": {"name": model_name, **model_entry},
         "target": str(resolved.image_path.resolve()) if resolved.image_path else target_name,
         "parameters": {k: v for k, v in sorted(method_params.items())
-                       if k not in _PRESENTATION_PARAMS},
+                       if k not in method_cls.presentation_options},
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode())
     run_id = f"{method_cls.name}-{model_name}-{digest.hexdigest()[:8]}"
@@ -52,7 +49,7 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
     launcher = load_launcher(project, model_name)
     method = method_cls(**method_params)
     writer = ImageWriter(out_dir)
-    display = _Display() if method_params.get("display") else None
+    display = None
     started = time.perf_counter()
     explained = skipped = 0
     for item in resolved.dataset:
@@ -64,14 +61,16 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
         image = item_image(item)
         item_started = time.perf_counter()
         snap = None
+        context = {"item": item_info(item, resolved.dataset)} if method.takes_item else {}
         try:
-            with _progress_bar(key, method_params.get("max_samples")) as update:
-                for snap in method.explain(launcher, image, progress=update):
+            with _progress_bar(key) as update:
+                for snap in method.explain(launcher, image, progress=update, **context):
                     if snap.final:
                         files = writer.write_final(stem, image, snap)
-                    elif method_params.get("progressive"):
+                    elif snap.save:
                         writer.write_snapshot(stem, image, snap)
-                    if display is not None:
+                    if snap.show:
+                        display = display or _Display()
                         display.show(image, snap)
         except NothingToExplain as e:
             if resolved.image_path:
@@ -82,14 +81,9 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
         if snap is None or not snap.final:
             raise CliError(f"method '{method_cls.name}' ended without a final map for '{key}' "
                            "(a bug in the method: its explain() must end with final=True)")
-        manifest.record(key, {
-            "files": files,
-            "masks_used": snap.masks_used,
-            "converged": snap.converged,
-            "seconds": round(time.perf_counter() - item_started, 4),
-            "targets": [{"label": t.label, "name": t.name, "score": t.score, "box": t.box}
-                        for t in snap.targets],
-        })
+        for note in snap.notes:
+            click.echo(f"{key}: {note}", err=True)
+        manifest.record(key, item_record(snap, files, time.perf_counter() - item_started))
         explained += 1
     manifest.finish({"seconds": time.perf_counter() - started})
     note = f" ({skipped} already done)" if skipped else ""
@@ -97,10 +91,52 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
     return out_dir
 
 
-class _progress_bar:
-    """Masks done and ETA on a terminal; silent otherwise."""
+def item_info(item, dataset):
+    """An item's ground truth as a method sees it: label names and boxes in image pixels."""
+    from datumaro.components.annotation import AnnotationType, Bbox, Label
 
-    def __init__(self, key: str, total: int | None):
+    from explain_plugin.methods.base import ItemInfo
+
+    try:
+        names = [c.name for c in dataset.categories()[AnnotationType.label]]
+    except (KeyError, AttributeError):
+        names = []
+
+    def name(label):
+        return names[label] if label is not None and 0 <= label < len(names) else str(label)
+
+    boxes = [(name(a.label), (a.x, a.y, a.x + a.w, a.y + a.h))
+             for a in item.annotations if isinstance(a, Bbox)]
+    labels = [name(a.label) for a in item.annotations if isinstance(a, Label)]
+    return ItemInfo(str(item.id), boxes, labels)
+
+
+def item_record(snap, files: list[str], seconds: float) -> dict[str, Any]:
+    """The ``run.json`` entry of one explained item."""
+    targets = []
+    for j, t in enumerate(snap.targets):
+        entry = {"label": t.label, "name": t.name, "score": t.score, "box": t.box}
+        if snap.metrics is not None and j < len(snap.metrics) and snap.metrics[j] is not None:
+            entry["metrics"] = snap.metrics[j]
+        targets.append(entry)
+    record = {
+        "files": files,
+        "masks_used": snap.masks_used,
+        "converged": snap.converged,
+        "seconds": round(seconds, 4),
+        "targets": targets,
+    }
+    if snap.evaluations:
+        record["evaluations"] = dict(snap.evaluations)
+    if snap.notes:
+        record["notes"] = list(snap.notes)
+    return record
+
+
+class _progress_bar:
+    """Samples done and ETA on a terminal; silent otherwise."""
+
+    def __init__(self, key: str, total: int | None = None):
         self.key, self.total, self.bar = key, total, None
 
     def __enter__(self):

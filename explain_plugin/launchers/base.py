@@ -74,6 +74,20 @@ class Launcher(ABC):
         generates the next batch while the device works gets overlap for free.
         """
 
+    @property
+    def requests(self) -> int:
+        """Batches the device works on at once (the engine keeps one more queued)."""
+        return 1
+
+    def submit(self, images: Sequence[np.ndarray]) -> "Pending":
+        """Start inferring one batch; ``Pending.result()`` gives its annotations.
+
+        For callers that decide the next batch from answers (the evaluation
+        engine). Default: inferred at once through ``stream``; launchers that
+        run asynchronously return before the device is done.
+        """
+        return Done(self.predict(images))
+
     def predict(self, images: Sequence[np.ndarray]) -> list[list[Any]]:
         """Annotations for one batch of images."""
         return next(iter(self.stream([images])))
@@ -81,3 +95,35 @@ class Launcher(ABC):
     def describe(self) -> dict:
         """Inputs, outputs and categories, for ``datum model info``."""
         return {"labels": [c.name for c in self.categories]}
+
+
+class Pending(ABC):
+    """A batch submitted with ``Launcher.submit``."""
+
+    @abstractmethod
+    def ready(self) -> bool:
+        """Whether ``result()`` would return without waiting for the device."""
+
+    @abstractmethod
+    def wait(self) -> None:
+        """Wait until the device is done with the batch (its inputs may then be freed)."""
+
+    @abstractmethod
+    def result(self) -> list[list[Any]]:
+        """One list of annotations per image, in order (waits if needed; once)."""
+
+
+class Done(Pending):
+    """A batch already inferred."""
+
+    def __init__(self, annotations: list[list[Any]]):
+        self._annotations = annotations
+
+    def ready(self) -> bool:
+        return True
+
+    def wait(self) -> None:
+        pass
+
+    def result(self) -> list[list[Any]]:
+        return self._annotations

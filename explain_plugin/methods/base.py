@@ -9,6 +9,7 @@ import click
 import numpy as np
 
 from explain_plugin.errors import CliError
+from explain_plugin.methods.normalize import normalize_maps  # noqa: F401 - its older home
 
 
 class NothingToExplain(CliError):
@@ -40,9 +41,25 @@ class Snapshot:
     raw: np.ndarray | None = None
     baseline: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Method-neutral fields the run loop reads (it never reads a method's options):
+    save: bool = False  # write this intermediate snapshot (e.g. RISE's --progressive)
+    show: bool = False  # display it while the maps build (e.g. RISE's --display)
+    evaluations: dict[str, int] = field(default_factory=dict)  # model evaluations per purpose
+    notes: list[str] = field(default_factory=list)  # one-line remarks for the user
+    metrics: list[dict[str, Any]] | None = None  # per target (methods.metrics), when computed
 
 
-ProgressFn = Callable[[int, int], None]  # (masks done, masks planned)
+@dataclass
+class ItemInfo:
+    """What a method may know about the dataset item beside its image."""
+
+    key: str = ""
+    boxes: list[tuple[str, tuple[float, float, float, float]]] = field(default_factory=list)
+    # ground-truth boxes: (label name, (x1, y1, x2, y2) in image pixels)
+    labels: list[str] = field(default_factory=list)  # ground-truth image labels (names)
+
+
+ProgressFn = Callable[[int, int], None]  # (samples done, samples planned)
 
 
 class ExplainMethod(ABC):
@@ -55,6 +72,11 @@ class ExplainMethod(ABC):
 
     name: ClassVar[str]
     help: ClassVar[str] = ""
+    # Options that change how a run looks or how fast it goes, not its results:
+    # left out of the run's identity, so changing them still resumes the run.
+    presentation_options: ClassVar[frozenset[str]] = frozenset()
+    # Whether ``explain`` takes ``item=ItemInfo`` (ground truth for metrics and targets).
+    takes_item: ClassVar[bool] = False
 
     @classmethod
     @abstractmethod
@@ -80,12 +102,3 @@ class ExplainMethod(ABC):
                 ) -> Iterator[Snapshot]:
         """Explain one HWC BGR image; yield snapshots, the last with ``final=True``."""
 
-
-def normalize_maps(maps: np.ndarray) -> np.ndarray:
-    """Min-max normalise each map to [0, 1]; a constant map becomes zeros, never NaN."""
-    flat = maps.reshape(maps.shape[0], -1)
-    lo = flat.min(axis=1, keepdims=True)
-    span = flat.max(axis=1, keepdims=True) - lo
-    safe = np.where(span > 0, span, 1.0)
-    out = np.where(span > 0, (flat - lo) / safe, 0.0).astype(np.float32)
-    return out.reshape(maps.shape)
