@@ -67,6 +67,9 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
                 for snap in method.explain(launcher, image, progress=update, **context):
                     if snap.final:
                         files = writer.write_final(stem, image, snap)
+                        # a method's own outputs (e.g. ReX's masks), when it has any
+                        files += getattr(method, "write_outputs", lambda *a: [])(
+                            out_dir, stem, image, snap)
                     elif snap.save:
                         writer.write_snapshot(stem, image, snap)
                     if snap.show:
@@ -130,6 +133,7 @@ def item_record(snap, files: list[str], seconds: float) -> dict[str, Any]:
         record["evaluations"] = dict(snap.evaluations)
     if snap.notes:
         record["notes"] = list(snap.notes)
+    record.update(snap.extra.get("record", {}))  # a method's own entries (e.g. ReX's stats)
     return record
 
 

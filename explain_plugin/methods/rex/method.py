@@ -33,6 +33,7 @@ class Rex(ExplainMethod):
     name = "rex"
     help = "ReX: causal responsibility maps and minimal sufficient explanations."
     presentation_options = frozenset({"batch_size"})
+    takes_item = True
 
     @classmethod
     def options(cls) -> list[click.Parameter]:
@@ -189,14 +190,18 @@ class Rex(ExplainMethod):
         snap.evaluations = dict(ev.counts)
         snap.notes = notes
         snap.metrics = metrics
-        snap.extra.update({
-            "responsibility": raw,
-            "explanations": explanations,
-            "rex": {"strategy": s["strategy"], "iterations": max(used.values(), default=0),
-                    "targets": stats, "evaluations": ev.evaluations,
-                    "seconds": seconds},
-        })
+        summary = {"strategy": s["strategy"], "iterations": max(used.values(), default=0),
+                   "evaluations": ev.counts.get("rex", 0), "seconds": round(seconds, 4),
+                   "targets": stats}
+        snap.extra.update({"responsibility": raw, "explanations": explanations, "rex": summary,
+                           "record": {"rex": summary}})
         return snap
+
+    def write_outputs(self, out_dir, stem: str, image: np.ndarray, snap: Snapshot) -> list[str]:
+        """ReX's files beside the heatmaps (see ``writers.rex``)."""
+        from explain_plugin.writers.rex import write_rex
+
+        return write_rex(out_dir, stem, image, snap)
 
     def _judge(self, t: int, target, probe) -> Judge:
         s = self.settings
