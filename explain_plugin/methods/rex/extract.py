@@ -4,8 +4,8 @@ Pixels are ranked by responsibility (ties: by the map blurred, so pixels next to
 more responsible ones come first; then by position). An explanation is a
 prefix of a ranking. Every search below is batched: a round evaluates
 ``points`` prefix lengths at once (geometric first, then evenly inside the
-bracket found), so finding the minimal prefix to ``resolution`` pixels takes
-2-4 rounds, not one evaluation per chunk.
+bracket found), so finding the minimal prefix to 2% (or ``resolution`` pixels)
+takes 2-3 rounds, not one evaluation per chunk.
 
 - global: the smallest prefix that alone gives the target (minimal sufficient).
 - spatial: the smallest disc around the map's peak that gives the target, then
@@ -25,6 +25,8 @@ import numpy as np
 from explain_plugin.methods.rex.search import Producer
 
 STRATEGIES = ("global", "spatial", "multi", "contrastive")
+POINTS = 20  # prefix lengths per round: 2 rounds reach RELATIVE on a 224 x 224 view
+RELATIVE = 0.02  # an explanation is minimal to within 2% of its size (or the chunk size)
 
 
 @dataclass
@@ -66,10 +68,11 @@ def _grid(lo: int, hi: int, points: int, geometric: bool) -> np.ndarray:
 
 
 def prefix_search(pos: np.ndarray, shape: tuple[int, int], judge: Callable, hi: int,
-                  found: Found, points: int = 16, resolution: int = 10,
-                  contrastive: bool = False) -> Producer:
+                  found: Found, points: int = POINTS, resolution: int = 10,
+                  contrastive: bool = False, relative: float = RELATIVE) -> Producer:
     """The smallest prefix length n <= ``hi`` of ranking ``pos`` passing (sufficient;
-    with ``contrastive`` also necessary), to within ``resolution`` pixels."""
+    with ``contrastive`` also necessary), to within ``resolution`` pixels or
+    ``relative`` x n, whichever is larger (two rounds of ``points`` on a photo)."""
     lo, best, geometric = 0, None, True
     while True:
         grid = _grid(lo, hi if best is None else best, points, geometric)
@@ -100,7 +103,7 @@ def prefix_search(pos: np.ndarray, shape: tuple[int, int], judge: Callable, hi: 
                 return  # nothing up to ``hi`` passes
             lo = int(grid[-1])
         geometric = False
-        if best - lo <= resolution:
+        if best - lo <= max(resolution, relative * best):
             break
     if best is not None:
         found.mask = (pos < best).reshape(shape)
@@ -114,7 +117,7 @@ def _disc(shape: tuple[int, int], centre: tuple[int, int], radii: np.ndarray) ->
 
 def spatial_search(rmap: np.ndarray, judge: Callable, found: Found, centre=None,
                    radius: float = 25.0, eta: float = 0.2, expansions: int | None = None,
-                   points: int = 16, resolution: int = 10) -> Producer:
+                   points: int = POINTS, resolution: int = 10) -> Producer:
     """Grow a disc around ``centre`` (default: the map's peak) until alone it gives
     the target; then the global search inside that disc."""
     shape = rmap.shape
