@@ -130,6 +130,7 @@ class Explanation:
             record["evaluations"] = dict(snap.evaluations)
         if snap.notes:
             record["notes"] = list(snap.notes)
+        record.update(snap.extra.get("record", {}))  # a method's own entries (e.g. ReX's stats)
         return record
 
 

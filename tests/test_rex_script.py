@@ -294,6 +294,12 @@ def test_explain_and_model_run_through_the_cli(tmp_path, datum, models):
     assert sal.shape == (72, 96)
     assert sal[:36, 48:].mean() > 2 * sal[36:, :].mean()
 
+    out = tmp_path / "rex"
+    result = datum("explain", "-p", root, "-m", "rex", "-o", out, "rex", "--iters", "3")
+    assert result.code == 0, result
+    resp = np.load(next(out.glob("*top_right*.npy")))
+    assert resp.shape == (72, 96) and resp[:36, 48:].mean() > 2 * resp[36:, :].mean()
+
     preds = tmp_path / "preds"
     result = datum("model", "run", "-p", root, "-m", "rex", "-o", preds)
     assert result.code == 0, result
@@ -302,3 +308,31 @@ def test_explain_and_model_run_through_the_cli(tmp_path, datum, models):
     data = json.loads((preds / "annotations" / "default.json").read_text())
     (ann,) = data["items"][0]["annotations"]
     assert data["categories"]["label"]["labels"][ann["label_id"]]["name"] == "top_right"
+
+
+@pytest.mark.parametrize("order,batch,raw", [("first", "N", "logits"), ("last", 4, "probabilities")])
+def test_same_rex_maps_as_the_openvino_launcher(tmp_path, models, openvino, order, batch, raw):
+    """ReX's search and extraction see the same answers through both launchers."""
+    from explain_plugin.methods.rex.method import Rex
+
+    script = write_script(tmp_path, models[batch], order=order, batch=batch, raw=raw)
+    launcher = RexScriptLauncher(script=str(script))
+    img = image(60, 80, seed=8)
+
+    def run(launcher_):
+        snaps = list(Rex.with_defaults(iters=4, seed=3, metrics=False, mask_value="0")
+                     .explain(launcher_, img))
+        assert snaps[-1].final
+        return snaps[-1]
+
+    want, got = run(openvino), run(launcher)
+    assert [t.label for t in got.targets] == [t.label for t in want.targets] == [1]
+    assert got.evaluations == want.evaluations
+    np.testing.assert_allclose(got.extra["responsibility"], want.extra["responsibility"], atol=1e-6)
+    np.testing.assert_allclose(got.maps, want.maps, atol=1e-5)
+    (got_masks,), (want_masks,) = got.extra["explanations"], want.extra["explanations"]
+    assert len(got_masks) == len(want_masks) >= 1  # the minimal sufficient explanation(s)
+    for a, b in zip(got_masks, want_masks):
+        np.testing.assert_array_equal(a, b)
+    region = known_answer.classifier_region_masks(*got.maps.shape[1:])[1]
+    assert got.maps[0][region].mean() > 2 * got.maps[0][~region].mean()
