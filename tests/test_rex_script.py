@@ -336,3 +336,29 @@ def test_same_rex_maps_as_the_openvino_launcher(tmp_path, models, openvino, orde
         np.testing.assert_array_equal(a, b)
     region = known_answer.classifier_region_masks(*got.maps.shape[1:])[1]
     assert got.maps[0][region].mean() > 2 * got.maps[0][~region].mean()
+
+
+def test_stand_ins_have_rex_fields_and_leave_no_trace():
+    from explain_plugin.launchers.rex_compat import rex_imports
+
+    with rex_imports():
+        from rex_xai.input.input_data import Data
+        from rex_xai.prediction import Prediction, from_pytorch_tensor
+        from rex_xai.responsibility.prediction import Prediction as Prediction04
+
+    assert Prediction is Prediction04
+    assert "rex_xai" not in sys.modules and "rex_xai.prediction" not in sys.modules
+    d = Data(np.zeros((10, 20, 3)), ["N", 3, 224, 160], "cpu", mode="RGB", process=True)
+    assert (d.model_height, d.model_width, d.model_channels, d.model_order) == (224, 160, 3, "first")
+    assert d.transposed and d.context is None and d.mask_value is None and d.data is None
+    for field in ("input", "data", "model_shape", "device", "mode", "process", "context"):
+        assert hasattr(d, field), field
+    last = Data(None, [1, 32, 48, 3], "cpu", mode="RGB")
+    assert (last.model_height, last.model_width, last.model_order) == (32, 48, "last")
+    target = Prediction(2, 0.9)
+    preds = from_pytorch_tensor(np.array([[0.0, 1.0, 3.0], [5.0, 0.0, 0.0]]), target=target)
+    assert [p.classification for p in preds] == [2, 0] and preds[0].target == 2
+    assert preds[0].is_passing() and not preds[1].is_passing()
+    assert abs(sum(np.exp([0, 1, 3])) * preds[0].target_confidence - np.exp(3)) < 1e-9
+    for field in ("classification", "confidence", "bounding_box", "target", "target_confidence"):
+        assert hasattr(preds[0], field), field

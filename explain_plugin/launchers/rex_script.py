@@ -126,7 +126,6 @@ class RexScriptLauncher(Launcher):
         self.name = self.script_path.name
         self.device = device or "cpu"
         self.binary_threshold = binary_threshold
-        self._scores_option = scores
         self._module = self._load()
         for fn in ("preprocess", "prediction_function"):
             if not callable(getattr(self._module, fn, None)):
@@ -177,12 +176,19 @@ class RexScriptLauncher(Launcher):
             raise CliError(f"{self.name}: cannot load the ReX script (not a Python file?)")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
+        folder = str(self.script_path.parent)
+        added = folder not in sys.path
+        if added:  # helper modules next to the script import as under `python script.py`
+            sys.path.insert(0, folder)
         try:
             with self._calling("loading the script"):
                 spec.loader.exec_module(module)
         except BaseException:
             sys.modules.pop(name, None)
             raise
+        finally:
+            if added and folder in sys.path:
+                sys.path.remove(folder)
         return module
 
     def _calling(self, what: str):
