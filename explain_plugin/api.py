@@ -70,7 +70,7 @@ class Explanation:
     image: np.ndarray
     snapshot: Any  # methods.base.Snapshot, final
     seconds: float = 0.0
-    method: str = ""
+    method: Any = None  # the ExplainMethod that made it
     _maps: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -111,7 +111,10 @@ class Explanation:
         """Heatmaps, ``.npy`` maps and overlays, as ``datum explain`` writes them."""
         from explain_plugin.writers.images import ImageWriter
 
-        return ImageWriter(Path(out_dir)).write_final(stem, self.image, self.snapshot)
+        files = ImageWriter(Path(out_dir)).write_final(stem, self.image, self.snapshot)
+        if self.method is not None:
+            files += self.method.write_outputs(Path(out_dir), stem, self.image, self.snapshot)
+        return files
 
     def record(self, files: list[str] | None = None) -> dict[str, Any]:
         """The ``run.json`` entry of this item."""
@@ -147,7 +150,7 @@ def run_method(method, launcher, image: np.ndarray, *, progress=None, item=None,
     if snap is None or not snap.final:
         raise CliError(f"method '{method.name}' ended without a final map "
                        "(a bug in the method: its explain() must end with final=True)")
-    return Explanation(image, snap, time.perf_counter() - started, method.name)
+    return Explanation(image, snap, time.perf_counter() - started, method)
 
 
 def explain(model, image: str | Path | np.ndarray, method: str | type = "rise", *,

@@ -80,10 +80,7 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
             click.echo(f"{key}: {e}", err=True)
             manifest.record(key, {"files": [], "targets": [], "note": str(e)})
             continue
-        files = writer.write_final(stem, image, result.snapshot)
-        # a method's own outputs (e.g. ReX's masks), when it has any
-        files += getattr(method, "write_outputs", lambda *a: [])(
-            out_dir, stem, image, result.snapshot)
+        files = result.save(out_dir, stem)
         for note in result.notes:
             click.echo(f"{key}: {note}", err=True)
         manifest.record(key, result.record(files))

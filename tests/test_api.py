@@ -48,3 +48,32 @@ def test_api_errors_are_one_line():
     with pytest.raises(TypeError, match="unknown parameters"):
         api.explain(api.load_model(SAMPLE, "classifier"), np.zeros((8, 8, 3), np.uint8),
                     max_sample=3)
+
+
+def test_a_method_adds_its_own_files_and_record_entries(tmp_path):
+    import click
+
+    from explain_plugin.methods.base import ExplainedTarget, ExplainMethod, Snapshot
+
+    class Marker(ExplainMethod):
+        name = "marker"
+
+        @classmethod
+        def options(cls):
+            return [click.Option(["--size"], type=int, default=4)]
+
+        def explain(self, launcher, image, progress=None):
+            n = self.params["size"]
+            snap = Snapshot(np.ones((1, n, n), np.float32), [ExplainedTarget(0, "x", 1.0)], 1,
+                            final=True)
+            snap.extra["record"] = {"marker": {"size": n}}
+            yield snap
+
+        def write_outputs(self, out_dir, stem, image, snap):
+            (out_dir / f"{stem}-mark.txt").write_text("m")
+            return [f"{stem}-mark.txt"]
+
+    result = api.run_method(Marker.with_defaults(size=3), None, np.zeros((6, 6, 3), np.uint8))
+    files = result.save(tmp_path, "a")
+    assert "a-mark.txt" in files and (tmp_path / "a-mark.txt").is_file()
+    assert result.record(files)["marker"] == {"size": 3}

@@ -152,6 +152,9 @@ def test_fixed_batch_gets_exactly_its_size(tmp_path, models):
     views = [launcher.view_image(image(seed=s)) for s in range(6)]  # 4 + 2 (padded)
     anns = launcher.submit(views).result()
     assert len(anns) == 6 and all(a[0].label == 1 for a in anns)
+    assert launcher.padding(6) == 2 and launcher.padding(8) == 0
+    free = RexScriptLauncher(script=str(write_script(tmp_path / "n", models["N"])), batch_size=4)
+    assert free.padding(6) == 0
 
 
 def test_occlusion_happens_in_the_script_space(tmp_path, models):

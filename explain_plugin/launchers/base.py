@@ -107,6 +107,11 @@ class Launcher(ABC):
         """
         return Done(self.predict(images))
 
+    def padding(self, count: int) -> int:
+        """Copies inferred only to fill a static batch when ``count`` images are
+        submitted together (the engine reports them apart from the masks)."""
+        return 0
+
     def predict(self, images: Sequence[np.ndarray]) -> list[list[Any]]:
         """Annotations for one batch of images."""
         return next(iter(self.stream([images])))

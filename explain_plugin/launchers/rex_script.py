@@ -424,6 +424,9 @@ class RexScriptLauncher(Launcher):
             else np.zeros((0, *self._hw, self.channels), np.float32)
         return _FuturePending(self._executor.submit(self._annotations, stacked))
 
+    def padding(self, count: int) -> int:
+        return (-count) % self.fixed_batch if self.fixed_batch else 0
+
     def predict_views(self, views: Sequence[np.ndarray]) -> list[list[Any]]:
         return self.submit(views).result()
 

@@ -104,3 +104,8 @@ class ExplainMethod(ABC):
                 ) -> Iterator[Snapshot]:
         """Explain one HWC BGR image; yield snapshots, the last with ``final=True``."""
 
+    def write_outputs(self, out_dir, stem: str, image: np.ndarray, snap: Snapshot) -> list[str]:
+        """Files of the method's own (beside the maps every method writes), relative to
+        ``out_dir``; a method's own ``run.json`` entries go in ``snap.extra["record"]``."""
+        return []
+
