@@ -19,7 +19,7 @@ import numpy as np
 from explain_plugin.errors import CliError
 from explain_plugin.methods.base import ExplainMethod, NothingToExplain, ProgressFn, Snapshot
 from explain_plugin.methods.rex import extract as ex
-from explain_plugin.methods.rex.config import DEFAULTS, settings
+from explain_plugin.methods.rex.config import DEFAULTS, config_callback, settings
 from explain_plugin.methods.rex.search import (
     IterationResult, Judge, SearchConfig, iteration, multiplex, rank_of,
 )
@@ -70,6 +70,7 @@ class Rex(ExplainMethod):
                 help="Stop iterating when one more iteration no longer changes the map "
                      f"(mean change < {CONVERGE_TOL} twice running).",),
             opt(["-c", "--config"], type=click.Path(dir_okay=False), default=None,
+                callback=config_callback,
                 help="A ReX config file (rex.toml): its [rex], [causal] and [explanation] "
                      "keys that apply; options given here win."),
             opt(["--targets"], default=None,
