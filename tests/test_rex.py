@@ -235,3 +235,21 @@ def test_command_line_dataset_with_nothing_to_explain_goes_on(datum, project, tm
     items = json.loads((out / "run.json").read_text())["items"]
     assert set(items) == {"noise", "top_right", "boxes"}
     assert all(t["name"] == "car" for e in items.values() for t in e["targets"])
+
+
+def test_command_line_config_settings_are_part_of_the_run(datum, project, tmp_path):
+    cfg = tmp_path / "rex.toml"
+    cfg.write_text("[causal]\niters = 2\n")
+    out = tmp_path / "cfg"
+    args = ("explain", "-p", project, "-t", project / "images" / "top_right.png",
+            "-m", "classifier", "-o", out, "rex", "-c", cfg, "--no-metrics")
+    assert datum(*args).code == 0
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["parameters"]["config"]["settings"] == {"iters": 2}
+    assert manifest["items"]["top_right"]["rex"]["iterations"] == 2
+    cfg.write_text("[causal]\niters = 3\n")  # same path, other settings: another run
+    again = datum(*args)
+    assert again.code == 1 and "another run" in again.err
+    cfg.write_text("[causal]\niters = 'x\n")
+    bad = datum(*args)
+    assert bad.code != 0 and "not valid TOML" in bad.err and "Traceback" not in bad.err

@@ -90,8 +90,11 @@ def settings(params: dict[str, Any]) -> dict[str, Any]:
     """The run's settings: options given on the command line (not None) over the
     config file over DEFAULTS."""
     merged = dict(DEFAULTS)
-    if params.get("config"):
-        merged.update(read_toml(params["config"]))
+    config = params.get("config")
+    if isinstance(config, dict):  # read on the command line (see ``config_callback``)
+        merged.update(config["settings"])
+    elif config:
+        merged.update(read_toml(config))
     merged.update({k: v for k, v in params.items() if v is not None and k in DEFAULTS})
     if merged["mask_value"] not in ("0", "mean", "blur"):
         raise CliError(f"mask_value '{merged['mask_value']}' is not supported: use 0, mean or blur")
@@ -103,3 +106,11 @@ def settings(params: dict[str, Any]) -> dict[str, Any]:
     if merged["chunk_size"] is None:
         merged["chunk_size"] = merged["min_box_size"]
     return merged
+
+
+def config_callback(ctx, param, value):
+    """``-c rex.toml`` read as the command line is parsed: the run's identity (and so
+    its resume check) then holds the file's settings, not only its path."""
+    if not value:
+        return None
+    return {"path": str(value), "settings": read_toml(value)}

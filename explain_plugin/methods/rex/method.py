@@ -19,7 +19,7 @@ import numpy as np
 from explain_plugin.errors import CliError
 from explain_plugin.methods.base import ExplainMethod, NothingToExplain, ProgressFn, Snapshot
 from explain_plugin.methods.rex import extract as ex
-from explain_plugin.methods.rex.config import DEFAULTS, settings
+from explain_plugin.methods.rex.config import DEFAULTS, config_callback, settings
 from explain_plugin.methods.rex.search import (
     IterationResult, Judge, SearchConfig, iteration, multiplex, rank_of,
 )
@@ -70,6 +70,7 @@ class Rex(ExplainMethod):
                 help="Stop iterating when one more iteration no longer changes the map "
                      f"(mean change < {CONVERGE_TOL} twice running).",),
             opt(["-c", "--config"], type=click.Path(dir_okay=False), default=None,
+                callback=config_callback,
                 help="A ReX config file (rex.toml): its [rex], [causal] and [explanation] "
                      "keys that apply; options given here win."),
             opt(["--targets"], default=None,
@@ -128,20 +129,19 @@ class Rex(ExplainMethod):
         if p.get("batch_size"):
             ev.batch = int(p["batch_size"])
 
-        probe = ev.evaluate(np.stack([np.ones((vh, vw), bool), np.zeros((vh, vw), bool)]),
-                            purpose="rex")
-        judges = [self._judge(t, target, probe) for t, target in enumerate(targets)]
-        blank_passes = [bool(j(probe.rows(1, 2))[0]) for j in judges]
+        probe = _Probe(self, targets, (vh, vw))
+        judges = [probe.judge(t) for t in range(len(targets))]
+        results, used = self._search(ev, probe, judges, len(targets), (vh, vw), progress)
         notes = [f"{targets[t].name}: nothing to explain: the model gives it with the whole "
                  f"image occluded (--mask-value {s['mask_value']})"
-                 for t in range(len(targets)) if blank_passes[t]]
-        if all(blank_passes):
+                 for t in range(len(targets)) if probe.blank[t]]
+        if all(probe.blank):
             raise NothingToExplain(notes[0] if len(notes) == 1 else
                                    "nothing to explain: the model gives every target with the "
                                    f"whole image occluded (--mask-value {s['mask_value']})")
-        live = [t for t in range(len(targets)) if not blank_passes[t]]
-
-        results, used = self._search(ev, judges, live, (vh, vw), progress)
+        live = [t for t in range(len(targets)) if not probe.blank[t]]
+        judges = probe.judges
+        used = {t: used[t] if t in live else 0 for t in used}
         rmaps = np.zeros((len(targets), vh, vw), np.float64)
         for t in live:
             for r in results[t][: used[t]]:
@@ -203,14 +203,10 @@ class Rex(ExplainMethod):
 
         return write_rex(out_dir, stem, image, snap)
 
-    def _judge(self, t: int, target, probe) -> Judge:
-        s = self.settings
-        classes = probe.classes
-        rank0 = None if classes is None else rank_of(np.asarray(classes[0]), target.label)
-        return Judge(t, float(probe.scores[0, t]), target.label, rank0,
-                     float(s["confidence_filter"]))
-
-    def _search(self, ev, judges, live, shape, progress):
+    def _search(self, ev, probe, judges, count, shape, progress):
+        """Every iteration of every target, with the probe in front of them (its answer
+        comes first: the engine answers in order), so no round trip waits for it alone;
+        a target the probe finds nothing to explain in stops after one round."""
         s, p = self.settings, self.params
         config = SearchConfig(
             tree_depth=int(s["tree_depth"]), min_box_size=int(s["min_box_size"]),
@@ -219,23 +215,27 @@ class Rex(ExplainMethod):
             distribution=s["distribution"],
             distribution_args=tuple(float(a) for a in s["distribution_args"]))
         iters = int(s["iters"])
-        results = {t: [IterationResult() for _ in range(iters)] for t in live}
-        planned = iters * len(live)
+        results = {t: [IterationResult() for _ in range(iters)] for t in range(count)}
+        planned = iters * count
 
         def make(t, i):
             seq = np.random.SeedSequence(int(s["seed"]), spawn_key=(t, i))
-            return iteration(*shape, judges[t], np.random.default_rng(seq), config,
-                             results[t][i])
+            gen = iteration(*shape, judges[t], np.random.default_rng(seq), config,
+                            results[t][i])
+            return _unless(gen, lambda: probe.blank[t])
 
         def report():
             if progress:
                 progress(sum(r.done for rs in results.values() for r in rs), planned)
 
         if not p.get("converge"):
-            producers = [_reporting(make(t, i), report) for t in live for i in range(iters)]
-            ev.run(producers, purpose="rex")
-            return results, {t: iters for t in live}
+            producers = [_reporting(make(t, i), report) for t in range(count)
+                         for i in range(iters)]
+            ev.run([probe.producer()] + producers, purpose="rex")
+            return results, {t: iters for t in range(count)}
 
+        ev.run([probe.producer()], purpose="rex")
+        live = [t for t in range(count) if not probe.blank[t]]
         watchers = {t: _Convergence(results[t], shape) for t in live}
         groups = []
         for t in live:
@@ -243,7 +243,7 @@ class Rex(ExplainMethod):
             for _ in range(CONVERGE_WIDTH):
                 groups.append(multiplex(source, 1, more=watchers[t].more))
         ev.run([_reporting(g, report) for g in groups], purpose="rex")
-        return results, {t: watchers[t].used() for t in live}
+        return results, {t: watchers[t].used() if t in watchers else 0 for t in range(count)}
 
     def _extract(self, ev, judges, live, rmaps) -> dict[int, ex.Found]:
         s = self.settings
@@ -290,6 +290,48 @@ class Rex(ExplainMethod):
                 f.note = ("no set of pixels is both sufficient and necessary for it"
                           if strategy == "contrastive" else "no explanation found")
         return found
+
+
+class _Probe:
+    """The whole view and the fully occluded view, evaluated once per image: each
+    target's reference score and rank (its ``Judge``), and whether it needs any pixel."""
+
+    def __init__(self, method: Rex, targets, shape):
+        self.method, self.targets, self.shape = method, targets, shape
+        self.judges: list[Judge] | None = None
+        self.blank: list[bool] | None = None
+
+    def producer(self):
+        answer = yield np.stack([np.ones(self.shape, bool), np.zeros(self.shape, bool)])
+        cf = float(self.method.settings["confidence_filter"])
+        classes = answer.classes
+        self.judges = [
+            Judge(t, float(answer.scores[0, t]), target.label,
+                  None if classes is None else rank_of(np.asarray(classes[0]), target.label), cf)
+            for t, target in enumerate(self.targets)]
+        blank = answer.rows(1, 2)
+        self.blank = [bool(j(blank)[0]) for j in self.judges]
+
+    def judge(self, t: int):
+        def judge(answer):
+            if self.judges is None:
+                raise RuntimeError("rex: a mutant was answered before the probe")
+            return self.judges[t](answer)
+        return judge
+
+
+def _unless(gen, stop):
+    """``gen``, closed as soon as ``stop()`` is true after an answer."""
+    try:
+        masks = next(gen)
+        while True:
+            answer = yield masks
+            if stop():
+                gen.close()
+                return
+            masks = gen.send(answer)
+    except StopIteration:
+        return
 
 
 class _Convergence:
