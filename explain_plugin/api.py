@@ -105,7 +105,7 @@ class Explanation:
         """The map of target ``index`` over the image, with label, score and box."""
         from explain_plugin.writers.images import overlay
 
-        return overlay(self.image, self.maps[index], self.targets[index])
+        return overlay(self.image, self.snapshot.maps[index], self.targets[index])
 
     def save(self, out_dir: str | Path, stem: str = "image") -> list[str]:
         """Heatmaps, ``.npy`` maps and overlays, as ``datum explain`` writes them."""

@@ -23,9 +23,10 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
     from explain_plugin.api import item_info, run_method
     from explain_plugin.methods.base import NothingToExplain
     from explain_plugin.models import load_launcher
+    from explain_plugin.names import item_relpath
     from explain_plugin.project import Project
     from explain_plugin.targets import item_image, load_target
-    from explain_plugin.writers.images import ImageWriter
+    from explain_plugin.writers.images import ImageWriter, map_info
     from explain_plugin.writers.manifest import RunManifest
 
     if target_option and target and target_option != target:
@@ -45,7 +46,8 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode())
     run_id = f"{method_cls.name}-{model_name}-{digest.hexdigest()[:8]}"
     out_dir = Path(output_dir) if output_dir else project.root / "explanations" / run_id
-    manifest = RunManifest.open(out_dir, {**identity, "run_id": run_id}, restart=overwrite)
+    manifest = RunManifest.open(out_dir, {**identity, "run_id": run_id}, restart=overwrite,
+                                total=len(resolved.dataset))
 
     launcher = load_launcher(project, model_name)
     method = method_cls(**method_params)
@@ -58,7 +60,7 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
         if manifest.done(key):
             skipped += 1
             continue
-        stem = resolved.image_path.stem if resolved.image_path else key
+        stem = resolved.image_path.stem if resolved.image_path else item_relpath(key)
         image = item_image(item)
 
         def on_snapshot(snap):
@@ -83,7 +85,7 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
         files = result.save(out_dir, stem)
         for note in result.notes:
             click.echo(f"{key}: {note}", err=True)
-        manifest.record(key, result.record(files))
+        manifest.record(key, {**result.record(files), "map": map_info(image.shape[:2])})
         explained += 1
     manifest.finish({"seconds": time.perf_counter() - started})
     note = f" ({skipped} already done)" if skipped else ""
