@@ -1,0 +1,393 @@
+"""The scenarios of Datumaro 1.11.1's own CLI suites (tests/integration/cli/test_project.py,
+test_model.py, test_explain.py), in our words, against our ``datum``; plus the
+1.11 options and history behaviour around them. Fetches nothing: every dataset
+and model is built here.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from explain_plugin.project import Project
+from explain_plugin.project import vcs
+from explain_plugin.project.revisions import History
+
+needs_dvc = pytest.mark.skipif(not vcs.Dvc.available(),
+                               reason="DVC missing: pip install 'explain-plugin[vcs]'")
+
+# Datumaro's RISE test interpreter, as its test assets ship it: a Label per
+# softmax score of output "2", and get_categories() returning None.
+RISE_INTERPRETER = '''
+from typing import List, Tuple
+
+import numpy as np
+
+from datumaro.components.abstracts.model_interpreter import (
+    IModelInterpreter, LauncherInputType, ModelPred, PrepInfo)
+from datumaro.components.annotation import Annotation, Label
+from datumaro.components.dataset_base import DatasetItem
+from datumaro.components.media import Image
+from datumaro.util.annotation_util import softmax
+
+
+class DummyModelInterpreter(IModelInterpreter):
+    def preprocess(self, inp: DatasetItem) -> Tuple[LauncherInputType, PrepInfo]:
+        img = inp.media_as(Image).data
+        return np.transpose(img, (2, 0, 1)), None
+
+    def postprocess(self, pred: ModelPred, info: PrepInfo) -> List[Annotation]:
+        output = pred.get("2")
+        if output is None:
+            raise ValueError()
+        return [Label(label=label, attributes={"score": score})
+                for label, score in enumerate(softmax(output))]
+
+    def get_categories(self):
+        return None
+'''
+
+
+def build_rise_model(out: Path) -> dict[str, Path]:
+    """Like Datumaro's RISE asset: input 'input' f32 [1,3,224,224] -> output '2' f32 [1,3],
+    the mean of each input channel."""
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    param = ops.parameter([1, 3, 224, 224], np.float32, name="input")
+    param.output(0).set_names({"input"})
+    mean = ops.reduce_mean(param, ops.constant(np.array([2, 3], dtype=np.int64)), False)
+    mean.output(0).set_names({"2"})
+    model = ov.Model([ops.result(mean)], [param], "rise_dummy")
+    out.mkdir(parents=True, exist_ok=True)
+    ov.save_model(model, out / "model.xml", compress_to_fp16=False)
+    (out / "model_interp.py").write_text(RISE_INTERPRETER)
+    return {"xml": out / "model.xml", "bin": out / "model.bin", "interp": out / "model_interp.py"}
+
+
+def image_dataset(items, categories):
+    from datumaro.components.dataset import Dataset
+
+    return Dataset.from_iterable(items, categories=categories)
+
+
+def boxes_dataset():
+    from datumaro.components.annotation import Bbox
+    from datumaro.components.dataset_base import DatasetItem
+    from datumaro.components.media import Image
+
+    rng = np.random.default_rng(0)
+    items = [
+        DatasetItem(f"img{i}", subset="train",
+                    media=Image.from_numpy(rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)),
+                    annotations=[Bbox(2, 3, 8, 6, label=i % 2, id=1, group=1),
+                                 Bbox(10, 5, 6, 9, label=1, id=2, group=2)])
+        for i in range(3)
+    ]
+    return image_dataset(items, ["cat", "dog"])
+
+
+@pytest.fixture
+def coco_dir(tmp_path) -> Path:
+    path = tmp_path / "coco_instances"
+    boxes_dataset().export(str(path), "coco_instances", save_media=True)
+    return path
+
+
+@pytest.fixture
+def voc_dir(tmp_path) -> Path:
+    path = tmp_path / "voc"
+    boxes_dataset().export(str(path), "voc", save_media=True)
+    return path
+
+
+def coco_annotations(result_dir: Path, subset: str = "default") -> tuple[list, list]:
+    data = json.loads((result_dir / "annotations" / f"instances_{subset}.json").read_text())
+    names = [c["name"] for c in data["categories"]]
+    return [(names[a["category_id"] - 1], a["bbox"]) for a in data["annotations"]], names
+
+
+# test_explain.py ---------------------------------------------------------------
+@pytest.mark.needs_scripts_merge
+def test_explain_rise_on_datumaros_rise_model(tmp_path, datum):
+    """1.11's test_rise. NEEDS THE `scripts` BRANCH (issue: the class count of an interpreter
+    without get_categories() comes from the output width); fails before that merge."""
+    model = build_rise_model(tmp_path / "rise")
+    project = tmp_path / "proj"
+    assert datum("project", "create", "-o", project).code == 0
+    r = datum("model", "add", "-n", "my-model", "-l", "openvino", "-p", project, "--",
+              "-d", model["xml"], "-w", model["bin"], "-i", model["interp"])
+    assert r.code == 0, r
+    import cv2
+
+    (project / "input").mkdir()
+    cv2.imwrite(str(project / "input" / "input.jpg"), np.zeros((224, 224, 3), np.uint8))
+    out = project / "output"
+    r = datum("explain", "-m", "my-model", "-o", out, "-p", project,
+              project / "input" / "input.jpg", "rise")
+    assert r.code == 0, r
+    assert len(list(out.iterdir())) > 0
+
+
+# test_model.py -----------------------------------------------------------------
+def test_model_add_info_remove(tmp_path, datum):
+    model = build_rise_model(tmp_path / "rise")
+    project = tmp_path / "proj"
+    datum("project", "create", "-o", project)
+    r = datum("model", "add", "-n", "my-model", "-l", "openvino", "-p", project, "--",
+              "-d", model["xml"], "-w", model["bin"], "-i", model["interp"])
+    assert r.code == 0, r
+    assert "my-model" in datum("model", "info", "-p", project).out
+    verbose = datum("model", "info", "-p", project, "-v").out
+    assert "model_interp.py" in verbose and "'launcher': 'openvino'" in verbose
+    assert "Model 'my-model'" in datum("model", "info", "-p", project, "-n", "my-model").out
+    assert datum("model", "remove", "my-model", "-p", project).code == 0
+    assert "my-model" not in datum("model", "info", "-p", project).out
+
+
+# test_project.py ---------------------------------------------------------------
+def test_convert_voc_as_coco(tmp_path, datum, voc_dir):
+    out = tmp_path / "coco_export"
+    r = datum("convert", "-if", "voc", "-i", voc_dir, "-f", "coco", "-o", out,
+              "--", "--save-media", "--reindex", "1")
+    assert r.code == 0, r
+    anns, names = coco_annotations(out, "train")
+    assert len(anns) == 6 and {"cat", "dog"} <= set(names)
+    assert len(list((out / "images" / "train").iterdir())) == 3
+
+
+def test_export_coco_project_as_voc(tmp_path, datum, coco_dir):
+    project = tmp_path / "proj"
+    datum("project", "create", "-o", project)
+    assert datum("project", "import", "-f", "coco", "-p", project, coco_dir).code == 0
+    out = project / "voc_export"
+    r = datum("project", "export", "-f", "voc", "-p", project, "-o", out, "--", "--save-media")
+    assert r.code == 0, r
+    xmls = sorted(p.name for p in (out / "Annotations").iterdir())
+    assert xmls == ["img0.xml", "img1.xml", "img2.xml"]
+    assert len(list((out / "JPEGImages").iterdir())) == 3
+    # an existing output folder needs --overwrite
+    r = datum("project", "export", "-f", "voc", "-p", project, "-o", out)
+    assert r.code == 1 and "--overwrite" in r.err
+
+
+def test_project_info_on_project_and_revision(tmp_path, datum, coco_dir):
+    project = tmp_path / "proj"
+    datum("project", "create", "-o", project)
+    datum("project", "import", "-f", "coco", "-p", project, coco_dir)
+    r = datum("project", "info", "-p", project)
+    assert r.code == 0 and "'source-1'" in r.out and "items: 3" in r.out
+    head = datum("project", "info", "-p", project, "HEAD")  # the initial commit: no sources
+    assert head.code == 0, head
+    assert "Sources:" in head.out and "'source-1'" not in head.out
+    bad = datum("project", "info", "-p", project, "nosuchrev")
+    assert bad.code == 1 and "unknown revision 'nosuchrev'" in bad.err
+
+
+@needs_dvc
+def test_dataset_info_of_project_revision_and_paths(tmp_path, datum, coco_dir):
+    project = tmp_path / "proj"
+    datum("project", "create", "-o", project)
+    datum("project", "import", "-f", "coco", "-p", project, coco_dir)
+    r = datum("project", "commit", "-m", "first", "-p", project)
+    assert r.code == 0 and "added source-1" in r.out, r
+    for args in (["-p", project], ["-p", project, "HEAD"], [project], [f"{project}@HEAD"],
+                 [f"{coco_dir}:coco"]):
+        r = datum("dinfo", *args)
+        assert r.code == 0, (args, r)
+        assert "length: 3" in r.out, (args, r.out)
+
+
+@needs_dvc
+def test_commit_filter_transform_export_checkout_round_trip(tmp_path, datum):
+    from datumaro.components.annotation import Bbox
+    from datumaro.components.dataset_base import DatasetItem
+    from datumaro.components.media import Image
+
+    dataset_dir, project = tmp_path / "dataset", tmp_path / "proj"
+    result = project / "result"
+    image_dataset([DatasetItem(0, media=Image.from_numpy(np.ones((1, 2, 3))),
+                               annotations=[Bbox(1, 1, 1, 1, label=0), Bbox(2, 2, 2, 2, label=1)])],
+                  ["a", "b"]).save(str(dataset_dir), save_media=True)
+    datum("project", "create", "-o", project)
+    assert datum("project", "import", "-p", project, "-f", "datumaro", dataset_dir).code == 0
+    assert datum("project", "commit", "-p", project, "-m", "Add data").code == 0
+    r = datum("transform", "-p", project, "-t", "remap_labels", "source-1", "--", "-l", "b:cat")
+    assert r.code == 0, r
+    assert "modified\tsource-1" in datum("project", "status", "-p", project).out
+    assert datum("project", "commit", "-p", project, "-m", "Add transform").code == 0
+    r = datum("filter", "-p", project, "-e", '/item/annotation[label="cat"]', "-m", "i+a")
+    assert r.code == 0, r
+    assert datum("project", "commit", "-p", project, "-m", "Add filter").code == 0
+    log = datum("project", "log", "-p", project).out.splitlines()
+    assert [line.split(" ", 1)[1] for line in log] == [
+        "Add filter", "Add transform", "Add data", "Initial commit"]
+
+    r = datum("project", "export", "-p", project, "-f", "coco", "-o", result, "source-1",
+              "--", "--save-media")
+    assert r.code == 0, r
+    anns, names = coco_annotations(result)
+    assert names == ["a", "cat"] and anns == [("cat", [2.0, 2.0, 2.0, 2.0])]
+
+    import shutil
+
+    shutil.rmtree(result)
+    r = datum("project", "checkout", "-p", project, "HEAD~1")
+    assert r.code == 0, r
+    assert datum("project", "export", "-p", project, "-f", "coco", "-o", result,
+                 "--", "--save-media").code == 0
+    anns, names = coco_annotations(result)
+    assert names == ["a", "cat"]
+    assert anns == [("a", [1.0, 1.0, 1.0, 1.0]), ("cat", [2.0, 2.0, 2.0, 2.0])]
+    status = datum("project", "status", "-p", project).out
+    assert "HEAD is detached" in status and "Working directory clean" in status
+
+    # back to the branch, then one source's data from an older revision
+    assert datum("project", "checkout", "-p", project, "master").code == 0
+    assert "On branch 'master'" in datum("project", "status", "-p", project).out
+    assert len(Project.open(project).make_dataset("source-1").get("0").annotations) == 1
+    assert datum("project", "checkout", "-p", project, "HEAD~2", "--", "source-1").code == 0
+    labels = Project.open(project).make_dataset("source-1").categories()
+    item = Project.open(project).make_dataset("source-1").get("0")
+    assert len(item.annotations) == 2 and [c.name for c in labels[next(iter(labels))]] == ["a", "b"]
+
+
+def test_transforms_chain_in_the_working_tree(tmp_path, datum):
+    from datumaro.components.annotation import Label
+    from datumaro.components.dataset_base import DatasetItem
+
+    source_url = tmp_path / "test_repo"
+    image_dataset([DatasetItem(1, annotations=[Label(0)]), DatasetItem(2, annotations=[Label(1)])],
+                  ["a", "b"]).save(str(source_url))
+    project = tmp_path / "proj"
+    datum("project", "create", "-o", project)
+    r = datum("project", "import", "-p", project, "-n", "source1", "--format", "datumaro",
+              source_url)
+    assert r.code == 0, r
+    assert datum("filter", "-p", project, "-e", '/item/annotation[label="b"]').code == 0
+    assert datum("transform", "-p", project, "-t", "rename", "--", "-e", "|2|qq|").code == 0
+    assert datum("transform", "-p", project, "-t", "remap_labels", "--",
+                 "-l", "a:cat", "-l", "b:dog").code == 0
+
+    built = Project.open(project).make_dataset()
+    items = [(item.id, [a.label for a in item.annotations]) for item in built]
+    assert items == [("qq", [1])]
+    labels = built.categories()[next(iter(built.categories()))]
+    assert [c.name for c in labels] == ["cat", "dog"]
+    # the source data changed; the import source is untouched
+    assert (source_url / "annotations" / "default.json").read_text() != \
+        next((project / "source1" / "annotations").iterdir()).read_text()
+    tree = yaml.safe_load((project / ".datumaro" / "tree" / "config.yml").read_text())
+    stages = tree["build_targets"]["source1"]["stages"]
+    assert [s["type"] for s in stages] == ["source", "filter", "transform", "transform"]
+    assert [s["hash"] for s in stages[:3]] == ["", "", ""]
+    assert stages[3]["kind"] == "remap_labels"
+
+
+# 1.11 options and errors around those scenarios ---------------------------------
+def test_import_options_no_check_and_rpath(tmp_path, datum, coco_dir):
+    project = tmp_path / "proj"
+    datum("project", "create", "-o", project)
+    # 1.13-era bug: '--no-check' was taken as the path and the real path was blamed
+    r = datum("project", "import", "-f", "coco", "--no-check", "-p", project, coco_dir)
+    assert r.code == 0, r
+    r = datum("project", "import", "-f", "coco_instances", "-n", "sub", "-p", project,
+              "-r", "annotations/instances_train.json", coco_dir)
+    assert r.code == 0, r
+    assert Project.open(project).sources["sub"]["path"] == "annotations/instances_train.json"
+    r = datum("project", "import", "-f", "coco", "--bogus", "-p", project, coco_dir)
+    assert r.code == 2 and "--bogus" in r.err and str(coco_dir) not in r.err
+    r = datum("project", "import", "-f", "coco", "-r", "../..", "-p", project, coco_dir)
+    assert r.code == 1 and "outside" in r.err
+
+
+def test_source_context_and_project_add_remove(tmp_path, datum, coco_dir):
+    import shutil
+
+    project = tmp_path / "proj"
+    datum("project", "create", "-o", project)
+    assert datum("source", "import", "-f", "coco", "-n", "s1", "-p", project, coco_dir).code == 0
+    shutil.copytree(coco_dir, project / "local")
+    assert datum("project", "add", "-f", "coco", "-p", project, project / "local").code == 0
+    r = datum("source", "info", "-p", project, "-v")
+    assert r.out.splitlines()[0] == "s1" and "local" in r.out and "'format': 'coco'" in r.out
+    outside = datum("project", "add", "-f", "coco", "-p", project, coco_dir)
+    assert outside.code == 1 and "not a folder in the project root" in outside.err
+    assert datum("source", "remove", "-p", project, "--keep-data", "local").code == 0
+    assert (project / "local").is_dir()
+    assert datum("project", "remove", "-p", project, "nosuch").code == 1
+    assert datum("project", "remove", "-p", project, "--force", "nosuch").code == 0
+    assert list(Project.open(project).sources) == ["s1"]
+
+
+def test_migrate_v1_project(tmp_path, datum):
+    from test_project import make_v1_project
+
+    old = make_v1_project(tmp_path / "old")
+    r = datum("project", "migrate", "-p", old, "-o", tmp_path / "new")
+    assert r.code == 0, r
+    new = Project.open(tmp_path / "new")
+    assert new.version == 2 and list(new.sources) == ["frames"]
+    assert len(new.make_dataset("frames")) == 2 and "det" in new.models
+
+
+def test_commit_without_dvc_names_the_extra(tmp_path, datum, coco_dir, monkeypatch):
+    project = tmp_path / "proj"
+    datum("project", "create", "-o", project)
+    datum("project", "import", "-f", "coco", "-p", project, coco_dir)
+    monkeypatch.setattr(vcs.Dvc, "available", staticmethod(lambda: False))
+    r = datum("project", "commit", "-p", project, "-m", "x")
+    assert r.code == 1 and "explain-plugin[vcs]" in r.err and len(r.err.strip().splitlines()) == 1
+
+
+@needs_dvc
+def test_history_readable_without_dvc_and_hash_matches_dvc(tmp_path, datum, coco_dir, monkeypatch):
+    """Revisions are read straight from DVC's cache, as 1.11 stored them; our directory
+    hash (used for 'status') is the one DVC computed."""
+    project = tmp_path / "proj"
+    datum("project", "create", "-o", project)
+    datum("project", "import", "-f", "coco", "-p", project, coco_dir)
+    datum("project", "commit", "-p", project, "-m", "data")
+    dvcfile = project / ".datumaro" / "tree" / "sources" / "source-1" / "source.dvc"
+    assert vcs.dir_hash(project / "source-1") == vcs.hash_from_dvcfile(dvcfile)
+    assert (project / ".dvc" / "cache" / "files" / "md5").is_dir()
+    monkeypatch.setattr(vcs.Dvc, "available", staticmethod(lambda: False))
+    import shutil
+
+    shutil.rmtree(project / ".datumaro" / "cache")  # force a fresh read from git + DVC cache
+    dataset = History(Project.open(project)).dataset_at("HEAD", "source-1")
+    assert len(dataset) == 3
+    r = datum("dinfo", "-p", project, "HEAD")
+    assert r.code == 0 and "length: 3" in r.out
+    empty = datum("project", "commit", "-p", project, "-m", "again")
+    assert empty.code == 1 and "explain-plugin[vcs]" in empty.err
+
+
+@needs_dvc
+def test_commit_refuses_empty_and_foreign_changes_checkout_guards_unsaved(tmp_path, datum,
+                                                                          coco_dir):
+    project = tmp_path / "proj"
+    datum("project", "create", "-o", project)
+    datum("project", "import", "-f", "coco", "-p", project, coco_dir)
+    assert datum("project", "commit", "-p", project, "-m", "one").code == 0
+    r = datum("project", "commit", "-p", project, "-m", "nothing")
+    assert r.code == 1 and "--allow-empty" in r.err
+    # a change made outside datum
+    (project / "source-1" / "extra.txt").write_text("x")
+    assert "foreign_modified\tsource-1" in datum("project", "status", "-p", project).out
+    r = datum("project", "commit", "-p", project, "-m", "foreign")
+    assert r.code == 1 and "--allow-foreign" in r.err
+    # restoring the source's saved data undoes it
+    assert datum("project", "checkout", "-p", project, "--", "source-1").code == 0
+    assert not (project / "source-1" / "extra.txt").exists()
+    assert "Working directory clean" in datum("project", "status", "-p", project).out
+    # an unsaved change of the tree blocks a checkout unless forced
+    datum("transform", "-p", project, "-t", "rename", "--stage", "true", "--", "-e", "|img|im|")
+    r = datum("project", "checkout", "-p", project, "HEAD")
+    assert r.code == 1 and "unsaved changes" in r.err
+    assert datum("project", "checkout", "-p", project, "-f", "HEAD").code == 0
+    ids = sorted(item.id for item in Project.open(project).make_dataset("source-1"))
+    assert ids == ["img0", "img1", "img2"]
