@@ -391,3 +391,50 @@ def test_commit_refuses_empty_and_foreign_changes_checkout_guards_unsaved(tmp_pa
     assert datum("project", "checkout", "-p", project, "-f", "HEAD").code == 0
     ids = sorted(item.id for item in Project.open(project).make_dataset("source-1"))
     assert ids == ["img0", "img1", "img2"]
+
+
+def test_dvc_cache_of_both_layouts_is_read_without_dvc(tmp_path):
+    """A directory object as DVC 2 (.dvc/cache/XX/..) and DVC 3 (.dvc/cache/files/md5/XX/..)
+    store it: a .dir manifest of {md5, relpath} plus one file per md5."""
+    import hashlib
+
+    files = {"images/a.png": b"\x89PNG fake", "annotations/default.json": b"{}"}
+    for layout in (Path(".dvc", "cache"), Path(".dvc", "cache", "files", "md5")):
+        root = tmp_path / layout.as_posix().replace("/", "_")
+        entries = []
+        for rel, data in files.items():
+            md5 = hashlib.md5(data).hexdigest()
+            path = root / layout / md5[:2] / md5[2:]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            entries.append({"md5": md5, "relpath": rel})
+        manifest = json.dumps(sorted(entries, key=lambda e: e["relpath"]), sort_keys=True)
+        obj = hashlib.md5(manifest.encode()).hexdigest()
+        path = root / layout / obj[:2] / (obj[2:] + ".dir")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(manifest)
+        assert vcs.is_cached(root, obj)
+        out = vcs.materialize_object(root, obj, tmp_path / f"out-{root.name}")
+        assert {p.relative_to(out).as_posix(): p.read_bytes()
+                for p in out.rglob("*") if p.is_file()} == files
+        assert vcs.dir_hash(out) == obj  # the same hash DVC would record
+
+
+def test_help_lists_1_11_commands_without_heavy_imports():
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys
+        from explain_plugin.cli import main
+        for args in (["--help"], ["project", "--help"], ["source", "--help"]):
+            main(args)
+        heavy = [m for m in ("datumaro", "openvino", "cv2", "dvc") if m in sys.modules]
+        print("HEAVY", heavy)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    assert "HEAVY []" in out
+    for name in ("add", "export", "commit", "checkout", "log", "status", "migrate", "info"):
+        assert f"  {name} " in out, name
+    assert "  source " in out

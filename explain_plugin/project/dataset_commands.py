@@ -26,6 +26,8 @@ TARGET_COUNT = {"filter": 1, "transform": 1, "dinfo": 1, "stats": 1, "validate":
 # Commands whose target 1.11 defaulted to the project.
 DEFAULTS_TO_PROJECT = {"filter", "transform", "dinfo", "stats", "validate"}
 PROJECT_COMMANDS = set(TARGET_COUNT)
+# Commands that, without -o, write their result over their first target.
+IN_PLACE_COMMANDS = {"filter", "transform", "patch"}
 
 REVPATH = re.compile(r"(?P<path>(?:[^@:]|:[/\\])+)(?:@(?P<rev>[^:]+))?(?::(?P<source>.+))?")
 
@@ -161,12 +163,21 @@ def run(name: str, args: list[str], loglevel: str | None) -> int:
         for i in target_positions:
             found = project_target(args[i], project)
             if found is not None:
+                if name in IN_PLACE_COMMANDS and not _writes_elsewhere(args):
+                    raise CliError(f"'{args[i]}' is a saved revision or a copy of project data: "
+                                   f"'datum {name}' would change it in place; pass -o DIR")
                 args[i] = materialize(*found, tmp_root)
         args = _drop_stage_options(args)
         from datumaro.cli.__main__ import main as datumaro_main
 
         argv = (["--loglevel", loglevel] if loglevel else []) + [name, *args]
         return datumaro_main(argv) or 0
+
+
+def _writes_elsewhere(args: list[str]) -> bool:
+    head = args[: args.index("--")] if "--" in args else args
+    return any(a in ("-o", "--output-dir", "--dry-run") or a.startswith("--output-dir=")
+               for a in head)
 
 
 def _drop_stage_options(args: list[str]) -> list[str]:
