@@ -438,3 +438,38 @@ def test_help_lists_1_11_commands_without_heavy_imports():
     for name in ("add", "export", "commit", "checkout", "log", "status", "migrate", "info"):
         assert f"  {name} " in out, name
     assert "  source " in out
+
+
+def test_argument_helpers_of_the_project_bridge():
+    from explain_plugin.project import dataset_commands as dc
+
+    assert dc.split_project_option(["-p", "P", "-e", "x", "t", "--", "-p", "q"]) == (
+        "P", ["-e", "x", "t", "--", "-p", "q"])
+    assert dc.split_project_option(["--project=P", "t"]) == ("P", ["t"])
+    args = ["-t", "rename", "src", "--overwrite", "-o", "out", "--", "-e", "x"]
+    assert dc.positional_indices(args) == [2]
+    assert dc._options_first(["a", "b", "-o", "out", "--", "-x"]) == [
+        "-o", "out", "a", "b", "--", "-x"]
+    assert dc._drop_stage_options(["--stage", "false", "t", "--apply=1", "--", "--stage"]) == [
+        "t", "--", "--stage"]
+
+
+def test_dataset_commands_take_a_project(tmp_path, datum, coco_dir, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    project = tmp_path / "proj"
+    datum("project", "create", "-o", project)
+    datum("project", "import", "-f", "coco", "-p", project, coco_dir)
+    r = datum("stats", "-p", project)
+    assert r.code == 0, r
+    stats = json.loads((tmp_path / "statistics.json").read_text())
+    assert stats["annotations"]["labels"]["count"] == 6
+    r = datum("merge", "-p", project, "project", f"{coco_dir}:coco", "-o", tmp_path / "merged")
+    assert r.code == 0, r
+    assert (tmp_path / "merged" / "merge_report.json").is_file()
+    r = datum("patch", "-p", project, "project", f"{coco_dir}:coco")
+    assert r.code == 1 and "pass -o DIR" in r.err
+    r = datum("filter", "-p", project, "-e", "/item[id='img1']", "-o", tmp_path / "one")
+    assert r.code == 0, r
+    assert len(Project.open(project).make_dataset()) == 3  # -o: the project is untouched
+    r = datum("dinfo", "-p", project, "nosuchsource")
+    assert r.code == 1 and "unknown target 'nosuchsource'" in r.err and "source-1" in r.err

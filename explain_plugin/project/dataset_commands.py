@@ -113,10 +113,10 @@ def materialize(project, rev: str | None, target: str, tmp_root: Path) -> str:
         options = {k: v for k, v in (source.get("options") or {}).items() if v is not None}
         if not options or options == {"keep_original_category_ids": False}:
             if history is not None:
-                base = history.source_data_at(tree, names[0], rev)
+                location = history.source_data_at(tree, names[0], rev) / (source.get("path") or "")
             else:
-                base = project.source_dir(names[0])
-            return f"{base / (source.get('path') or '')}:{source.get('format')}"
+                location = project.source_location(names[0])
+            return f"{location}:{source.get('format')}"
     dataset = history.dataset_at(rev, target) if history else project.make_dataset(target)
     out = Path(tempfile.mkdtemp(prefix="datum-project-", dir=tmp_root))
     dataset.export(str(out / "dataset"), "datumaro", save_media=True)
@@ -167,17 +167,35 @@ def run(name: str, args: list[str], loglevel: str | None) -> int:
                     raise CliError(f"'{args[i]}' is a saved revision or a copy of project data: "
                                    f"'datum {name}' would change it in place; pass -o DIR")
                 args[i] = materialize(*found, tmp_root)
-        args = _drop_stage_options(args)
+            elif project is not None and not _names_a_path(args[i]):
+                known = ", ".join(["project", *sorted(project.sources)])
+                raise CliError(f"unknown target '{args[i]}': not a target of the project "
+                               f"({known}), a revision of it, nor an existing PATH[:FORMAT]")
+        args = _options_first(_drop_stage_options(args))
         from datumaro.cli.__main__ import main as datumaro_main
 
         argv = (["--loglevel", loglevel] if loglevel else []) + [name, *args]
         return datumaro_main(argv) or 0
 
 
+def _names_a_path(spec: str) -> bool:
+    match = re.fullmatch(r"(?P<path>(?:[^:]|:[/\\])+)(?::(?P<format>.+))?", spec)
+    return bool(match) and Path(match["path"]).exists()
+
+
 def _writes_elsewhere(args: list[str]) -> bool:
     head = args[: args.index("--")] if "--" in args else args
     return any(a in ("-o", "--output-dir", "--dry-run") or a.startswith("--output-dir=")
                for a in head)
+
+
+def _options_first(args: list[str]) -> list[str]:
+    """Options before positionals: 1.13's parsers hand whatever follows their targets
+    to the plugin (so a trailing '-o DIR' would be lost)."""
+    sep = args.index("--") if "--" in args else len(args)
+    positions = set(positional_indices(args))
+    head = [a for i, a in enumerate(args[:sep]) if i not in positions]
+    return head + [args[i] for i in sorted(positions)] + args[sep:]
 
 
 def _drop_stage_options(args: list[str]) -> list[str]:
