@@ -188,7 +188,9 @@ def test_project_info_on_project_and_revision(tmp_path, datum, coco_dir):
 
 
 @needs_dvc
-def test_dataset_info_of_project_revision_and_paths(tmp_path, datum, coco_dir):
+def test_dataset_info_of_project_revision_and_paths(tmp_path, datum, coco_dir, monkeypatch):
+    """Also: revisions are read straight from DVC's cache, as 1.11 stored them (no DVC
+    needed), and our directory hash (used by 'status') is the one DVC recorded."""
     project = tmp_path / "proj"
     datum("project", "create", "-o", project)
     datum("project", "import", "-f", "coco", "-p", project, coco_dir)
@@ -199,6 +201,20 @@ def test_dataset_info_of_project_revision_and_paths(tmp_path, datum, coco_dir):
         r = datum("dinfo", *args)
         assert r.code == 0, (args, r)
         assert "length: 3" in r.out, (args, r.out)
+
+    dvcfile = project / ".datumaro" / "tree" / "sources" / "source-1" / "source.dvc"
+    assert vcs.dir_hash(project / "source-1") == vcs.hash_from_dvcfile(dvcfile)
+    assert (project / ".dvc" / "cache" / "files" / "md5").is_dir()
+    monkeypatch.setattr(vcs.Dvc, "available", staticmethod(lambda: False))
+    import shutil
+
+    shutil.rmtree(project / ".datumaro" / "cache")  # force a fresh read from git + DVC cache
+    assert len(History(Project.open(project)).dataset_at("HEAD", "source-1")) == 3
+    r = datum("dinfo", "-p", project, "HEAD")
+    assert r.code == 0 and "length: 3" in r.out
+    (project / "source-1" / "new.txt").write_text("x")
+    r = datum("project", "commit", "-p", project, "-m", "again", "--allow-foreign")
+    assert r.code == 1 and "explain-plugin[vcs]" in r.err
 
 
 @needs_dvc
@@ -341,29 +357,6 @@ def test_commit_without_dvc_names_the_extra(tmp_path, datum, coco_dir, monkeypat
     monkeypatch.setattr(vcs.Dvc, "available", staticmethod(lambda: False))
     r = datum("project", "commit", "-p", project, "-m", "x")
     assert r.code == 1 and "explain-plugin[vcs]" in r.err and len(r.err.strip().splitlines()) == 1
-
-
-@needs_dvc
-def test_history_readable_without_dvc_and_hash_matches_dvc(tmp_path, datum, coco_dir, monkeypatch):
-    """Revisions are read straight from DVC's cache, as 1.11 stored them; our directory
-    hash (used for 'status') is the one DVC computed."""
-    project = tmp_path / "proj"
-    datum("project", "create", "-o", project)
-    datum("project", "import", "-f", "coco", "-p", project, coco_dir)
-    datum("project", "commit", "-p", project, "-m", "data")
-    dvcfile = project / ".datumaro" / "tree" / "sources" / "source-1" / "source.dvc"
-    assert vcs.dir_hash(project / "source-1") == vcs.hash_from_dvcfile(dvcfile)
-    assert (project / ".dvc" / "cache" / "files" / "md5").is_dir()
-    monkeypatch.setattr(vcs.Dvc, "available", staticmethod(lambda: False))
-    import shutil
-
-    shutil.rmtree(project / ".datumaro" / "cache")  # force a fresh read from git + DVC cache
-    dataset = History(Project.open(project)).dataset_at("HEAD", "source-1")
-    assert len(dataset) == 3
-    r = datum("dinfo", "-p", project, "HEAD")
-    assert r.code == 0 and "length: 3" in r.out
-    empty = datum("project", "commit", "-p", project, "-m", "again")
-    assert empty.code == 1 and "explain-plugin[vcs]" in empty.err
 
 
 @needs_dvc

@@ -145,6 +145,9 @@ class History:
         if not obj:
             raise CliError(f"source '{source}' has no saved data in revision '{rev}' "
                            "(it was not committed)")
+        if len(obj) != 32 or any(c not in "0123456789abcdef" for c in obj):
+            raise CliError(f"source '{source}' of revision '{rev}' has a malformed data hash "
+                           f"'{obj}' (expected 32 hex digits)")
         return materialize_object(self.root, obj, self.root / CACHE_DIR / obj[:2] / obj[2:])
 
     def dataset_at(self, rev: str, target: str = MAIN_TARGET):
@@ -305,9 +308,23 @@ class History:
             os.replace(new_tree, tree_dir)
         self.git.move_head(rev, sha)
 
+    def _check_restorable(self, dvcfile: Path) -> None:
+        """A revision may come from anywhere: its data must land in a folder of the root."""
+        import yaml
+
+        name = dvcfile.parent.name
+        outs = (yaml.safe_load(dvcfile.read_text(encoding="utf-8")) or {}).get("outs") or []
+        paths = [str(o.get("path", "")) for o in outs]
+        if (paths != [name] or name in ("", ".", "..") or "/" in name or "\\" in name
+                or (self.root / name).resolve().parent != self.root):
+            raise CliError(f"refusing to restore {dvcfile}: its data path {paths} is not the "
+                           f"folder '{name}' in the project root")
+
     def _restore_data(self, tree_dir: Path, names: list[str]) -> None:
         dvcfiles = [source_dvcfile(tree_dir, n) for n in names
                     if source_dvcfile(tree_dir, n).is_file()]
+        for dvcfile in dvcfiles:
+            self._check_restorable(dvcfile)
         if not dvcfiles:
             return
         # DVC refuses .dvc files in git-ignored folders such as .datumaro/tmp
