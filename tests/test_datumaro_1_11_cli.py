@@ -238,6 +238,7 @@ def test_commit_filter_transform_export_checkout_round_trip(tmp_path, datum):
     r = datum("filter", "-p", project, "-e", '/item/annotation[label="cat"]', "-m", "i+a")
     assert r.code == 0, r
     assert datum("project", "commit", "-p", project, "-m", "Add filter").code == 0
+    branch = datum("project", "status", "-p", project).out.split("'")[1]  # git's default name
     log = datum("project", "log", "-p", project).out.splitlines()
     assert [line.split(" ", 1)[1] for line in log] == [
         "Add filter", "Add transform", "Add data", "Initial commit"]
@@ -262,8 +263,8 @@ def test_commit_filter_transform_export_checkout_round_trip(tmp_path, datum):
     assert "HEAD is detached" in status and "Working directory clean" in status
 
     # back to the branch, then one source's data from an older revision
-    assert datum("project", "checkout", "-p", project, "master").code == 0
-    assert "On branch 'master'" in datum("project", "status", "-p", project).out
+    assert datum("project", "checkout", "-p", project, branch).code == 0
+    assert f"On branch '{branch}'" in datum("project", "status", "-p", project).out
     assert len(Project.open(project).make_dataset("source-1").get("0").annotations) == 1
     assert datum("project", "checkout", "-p", project, "HEAD~2", "--", "source-1").code == 0
     labels = Project.open(project).make_dataset("source-1").categories()

@@ -55,7 +55,8 @@ class Git:
                                 text=not binary)
         if check and result.returncode != 0:
             err = result.stderr.decode(errors="replace") if binary else result.stderr
-            raise CliError(f"git {args[0]} failed in {self.root}: {_first_line(err)}")
+            sub = next((a for a in args if not a.startswith("-") and "=" not in a), "")
+            raise CliError(f"git {sub} failed in {self.root}: {_first_line(err)}")
         return result
 
     @property
@@ -110,9 +111,9 @@ class Git:
     def commit_dir(self, staging: Path, message: str, allow_empty: bool = True) -> str:
         """Commit exactly the files of ``staging`` (the index mirrors it); return the hash."""
         self.run("add", "-A", "-f", ".", work_tree=staging)
-        args = ["commit", "-q", "--no-verify", "-m", message]
+        args = ["-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "-m", message]
         if allow_empty:
-            args.insert(1, "--allow-empty")
+            args.insert(3, "--allow-empty")
         self.run(*args)
         return self.head
 
