@@ -465,5 +465,9 @@ def test_dataset_commands_take_a_project(tmp_path, datum, coco_dir, monkeypatch)
     r = datum("filter", "-p", project, "-e", "/item[id='img1']", "-o", tmp_path / "one")
     assert r.code == 0, r
     assert len(Project.open(project).make_dataset()) == 3  # -o: the project is untouched
+    monkeypatch.chdir(project)  # 1.11: the project in the current folder, no target
+    r = datum("dinfo")
+    assert r.code == 0 and "length: 3" in r.out, r
+    monkeypatch.chdir(tmp_path)
     r = datum("dinfo", "-p", project, "nosuchsource")
     assert r.code == 1 and "unknown target 'nosuchsource'" in r.err and "source-1" in r.err

@@ -130,6 +130,10 @@ def uses_project(name: str, args: list[str]) -> bool:
     head = args[: args.index("--")] if "--" in args else args
     if any(a in ("-p", "--project") or a.startswith("--project=") for a in head):
         return True
+    if any(a in ("-h", "--help") for a in head):
+        return False
+    if name in DEFAULTS_TO_PROJECT and not positional_indices(args) and is_project_dir("."):
+        return True  # 1.11 looked for the project in the current folder
     for i in positional_indices(args):
         match = REVPATH.fullmatch(args[i])
         if match and is_project_dir(match["path"]):
@@ -141,6 +145,8 @@ def run(name: str, args: list[str], loglevel: str | None) -> int:
     """Run datumaro 1.13's ``name`` command, resolving project targets first."""
     project_dir, args = split_project_option(args)
     project = None
+    if project_dir is None and not positional_indices(args) and is_project_dir("."):
+        project_dir = "."
     if project_dir is not None:
         from explain_plugin.project import Project
 
