@@ -191,11 +191,6 @@ class Project:
         src = Path(path).resolve()
         if not src.exists():
             raise CliError(f"dataset path '{path}' does not exist: check the path")
-        if src == self.root or self.root in src.parents:
-            raise CliError(f"'{path}' is inside the project: use 'datum project add' for a "
-                           "folder in the project root")
-        if rpath:
-            rpath = _checked_rpath(src, rpath, path)
         name = name or self.next_source_name()
         if name in self.sources or name in ("project", cfg.ENV_DIR):
             raise CliError(f"source '{name}' already exists: choose another name with -n")
@@ -203,6 +198,11 @@ class Project:
         if target.exists():
             raise CliError(f"'{target}' already exists in the project: choose another name with -n")
         options = dict(options or {})
+        if src == self.root or self.root in src.parents:
+            raise CliError(f"'{path}' is inside the project: use 'datum project add' for a "
+                           "folder in the project root")
+        if rpath:
+            rpath = _checked_rpath(src, rpath, path)
 
         staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.root))
         try:
