@@ -471,3 +471,62 @@ def test_dataset_commands_take_a_project(tmp_path, datum, coco_dir, monkeypatch)
     monkeypatch.chdir(tmp_path)
     r = datum("dinfo", "-p", project, "nosuchsource")
     assert r.code == 1 and "unknown target 'nosuchsource'" in r.err and "source-1" in r.err
+
+
+# A project made by the real Datumaro 1.11.1 (pip install 'datumaro[default]==1.11.1', with
+# dvc 3.49, GitPython 3.1.43, pathspec<0.12), packed as it was left by:
+#   datum project create -o proj; datum project import -p proj -f datumaro dataset
+#   datum project commit -p proj -m "Add data"
+#   datum transform -p proj -t remap_labels source-1 -- -l b:cat
+#   datum project commit -p proj -m "Add transform"
+# where dataset/ is one 4x5 image with Bbox(1,1,1,1, label a) and Bbox(2,2,2,2, label b).
+PROJECT_1_11 = Path(__file__).parent / "assets" / "datumaro_1_11_project.tar.gz"
+
+
+@pytest.fixture
+def project_1_11(tmp_path) -> Path:
+    import tarfile
+
+    root = tmp_path / "proj111"
+    root.mkdir()
+    with tarfile.open(PROJECT_1_11) as tar:
+        tar.extractall(root, filter="data")
+    return root
+
+
+def labels_of(dataset) -> list[str]:
+    return [c.name for c in dataset.categories()[next(iter(dataset.categories()))]]
+
+
+def test_history_of_a_project_made_by_datumaro_1_11_is_readable(project_1_11, datum,
+                                                                 monkeypatch):
+    monkeypatch.setattr(vcs.Dvc, "available", staticmethod(lambda: False))  # reading: no DVC
+    root = project_1_11
+    log = datum("project", "log", "-p", root).out.splitlines()
+    assert [line.split(" ", 1)[1] for line in log] == ["Add transform", "Add data",
+                                                     "Initial commit"]
+    assert "Working directory clean" in datum("project", "status", "-p", root).out
+    info = datum("project", "info", "-p", root, "HEAD")
+    assert info.code == 0 and "kind: remap_labels" in info.out and "cached: True" in info.out
+    r = datum("dinfo", f"{root}@HEAD~1")
+    assert r.code == 0 and "labels: a, b" in r.out, r
+    history = History(Project.open(root))
+    assert labels_of(history.dataset_at("HEAD~1")) == ["a", "b"]
+    assert labels_of(history.dataset_at("HEAD")) == ["a", "cat"]
+
+
+@needs_dvc
+def test_checkout_and_commit_on_a_project_made_by_datumaro_1_11(project_1_11, datum, tmp_path):
+    root = project_1_11
+    assert datum("project", "checkout", "-p", root, "HEAD~1").code == 0
+    assert labels_of(Project.open(root).make_dataset()) == ["a", "b"]
+    branch = "master" if History(Project.open(root)).git.rev_parse("master") else "main"
+    assert datum("project", "checkout", "-p", root, branch).code == 0
+    assert labels_of(Project.open(root).make_dataset()) == ["a", "cat"]
+    assert datum("filter", "-p", root, "-e", '/item/annotation[label="cat"]', "-m", "a").code == 0
+    r = datum("project", "commit", "-p", root, "-m", "Filter")
+    assert r.code == 0 and "modified source-1" in r.out, r
+    # the new revision has the filtered data, the older ones are intact
+    history = History(Project.open(root))
+    assert len(next(iter(history.dataset_at("HEAD"))).annotations) == 1
+    assert len(next(iter(history.dataset_at("HEAD~1"))).annotations) == 2

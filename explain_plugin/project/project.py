@@ -40,7 +40,8 @@ class Project:
                 "or create one with 'datum project create'"
             )
         if version == 2:
-            config = cfg.load_yaml(root / cfg.V2_CONFIG)
+            config_path = root / cfg.V2_CONFIG
+            config = cfg.load_yaml(config_path) if config_path.is_file() else {"format_version": 2}
             tree_path = root / cfg.V2_TREE_CONFIG
             tree = cfg.load_yaml(tree_path) if tree_path.is_file() else cfg.new_v2_tree()
             cls._check_version(config, root / cfg.V2_CONFIG, 2)

@@ -68,7 +68,7 @@ class Git:
         self.run("init", "-q")
         # A commit needs an identity; Datumaro set a local one. Keep the user's if set.
         if self.run("config", "user.email", check=False).returncode != 0:
-            self.run("config", "user.email", "<>")
+            self.run("config", "user.email", "datum@localhost")
         if self.run("config", "user.name", check=False).returncode != 0:
             self.run("config", "user.name", "User")
 
