@@ -55,33 +55,58 @@ def make_cli(pm: pluggy.PluginManager | None = None) -> click.Group:
 
 
 def main(argv: list[str] | None = None, pm: pluggy.PluginManager | None = None) -> int:
-    """Run ``datum``; user errors become one line on stderr and exit code 1."""
+    """Run ``datum``; user errors become one line on stderr and exit code 1, Ctrl-C 130."""
+    try:
+        return _main(argv, pm)
+    finally:
+        from explain_plugin.writers.manifest import close_all
+
+        close_all()  # a failed or interrupted run releases its folder
+
+
+def _main(argv: list[str] | None, pm: pluggy.PluginManager | None) -> int:
     try:
         cli = make_cli(pm)
         result = cli.main(args=argv, prog_name="datum", standalone_mode=False,
                           obj={"plugin_manager": cli.plugin_manager})
     except click.exceptions.Exit as e:
         return e.exit_code
+    except click.UsageError as e:  # one line, like every other user error
+        names, ctx = [], e.ctx
+        while ctx is not None:
+            names.insert(0, ctx.info_name or "")
+            ctx = ctx.parent
+        where = f" (see '{' '.join(n for n in names if n)} --help')" if names else ""
+        click.echo(f"Error: {e.format_message()}{where}", err=True)
+        return e.exit_code
     except click.ClickException as e:
         e.show()
         return e.exit_code
-    except click.Abort:
+    except click.Abort as e:  # with standalone_mode=False, click's form of Ctrl-C
+        if isinstance(e.__context__, KeyboardInterrupt):
+            return _interrupted()
         click.echo("Aborted.", err=True)
         return 1
+    except KeyboardInterrupt:
+        return _interrupted()
     except CliError as e:
         _debug_traceback()
         click.echo(f"Error: {e}", err=True)
         return 1
-    except KeyboardInterrupt:
-        click.echo("Interrupted: finished work is kept; run the same command again to resume.",
-                   err=True)
-        return 130
     except Exception as e:  # a bug or an unforeseen failure: still one line
         _debug_traceback()
         click.echo(f"Error: {type(e).__name__}: {e} (run with --loglevel debug for a traceback)",
                    err=True)
         return 1
     return result if isinstance(result, int) else 0
+
+
+def _interrupted() -> int:
+    from explain_plugin.writers.manifest import interrupted_message
+
+    click.echo(interrupted_message() or "interrupted: rerun the same command to resume",
+               err=True)
+    return 130
 
 
 def _debug_traceback() -> None:

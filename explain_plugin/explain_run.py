@@ -22,9 +22,10 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
                 output_dir: str | None, overwrite: bool) -> Path:
     from explain_plugin.methods.base import NothingToExplain
     from explain_plugin.models import load_launcher
+    from explain_plugin.names import item_relpath
     from explain_plugin.project import Project
     from explain_plugin.targets import item_image, load_target
-    from explain_plugin.writers.images import ImageWriter
+    from explain_plugin.writers.images import ImageWriter, map_info
     from explain_plugin.writers.manifest import RunManifest
 
     if target_option and target and target_option != target:
@@ -44,7 +45,8 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode())
     run_id = f"{method_cls.name}-{model_name}-{digest.hexdigest()[:8]}"
     out_dir = Path(output_dir) if output_dir else project.root / "explanations" / run_id
-    manifest = RunManifest.open(out_dir, {**identity, "run_id": run_id}, restart=overwrite)
+    manifest = RunManifest.open(out_dir, {**identity, "run_id": run_id}, restart=overwrite,
+                                total=len(resolved.dataset))
 
     launcher = load_launcher(project, model_name)
     method = method_cls(**method_params)
@@ -57,7 +59,7 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
         if manifest.done(key):
             skipped += 1
             continue
-        stem = resolved.image_path.stem if resolved.image_path else key
+        stem = resolved.image_path.stem if resolved.image_path else item_relpath(key)
         image = item_image(item)
         item_started = time.perf_counter()
         snap = None
@@ -86,7 +88,9 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
                            "(a bug in the method: its explain() must end with final=True)")
         for note in snap.notes:
             click.echo(f"{key}: {note}", err=True)
-        manifest.record(key, item_record(snap, files, time.perf_counter() - item_started))
+        record = item_record(snap, files, time.perf_counter() - item_started)
+        record["map"] = map_info(image.shape[:2])
+        manifest.record(key, record)
         explained += 1
     manifest.finish({"seconds": time.perf_counter() - started})
     note = f" ({skipped} already done)" if skipped else ""

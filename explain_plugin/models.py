@@ -36,4 +36,5 @@ def load_launcher(project, model_name: str) -> Launcher:
     entry = project.model(model_name)
     cls = launcher_class(entry.get("launcher", ""))
     options = dict(entry.get("options") or {})
+    project.check_model_options(model_name, cls.build_cmdline_parser(), options)
     return cls(base_dir=project.model_base_dir(model_name), **options)

@@ -160,7 +160,7 @@ def test_datumaro_command_line_works_on_the_sample_project(datum, project):
     assert manifest["items"]["top_right"]["targets"][0]["name"] == "top_right"
     heat = cv2.imread(str(run_dir / "top_right-heatmap-0.png"), cv2.IMREAD_UNCHANGED)
     sal = np.load(run_dir / "top_right-top_right.npy")
-    assert heat.shape == sal.shape == (120, 160) and sal.dtype == np.float32
+    assert heat.shape == sal.shape == (120, 160) and sal.dtype == np.float16
     assert sal[:60, 80:].mean() > 2 * sal[60:, :].mean()
     assert np.unravel_index(np.argmax(sal), sal.shape) >= (0, 80)
     assert cv2.imread(str(run_dir / "top_right-top_right-overlay.png")).shape == (120, 160, 3)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import click
@@ -40,12 +39,13 @@ def add(project_dir: str, launcher: str, name: str | None, copy: bool, no_check:
     """Add a model: 'datum model add -l openvino -- -d model.xml -w model.bin -i interp.py'."""
     from explain_plugin.errors import CliError
     from explain_plugin.models import launcher_class
+    from explain_plugin.names import check_name, remove_tree
     from explain_plugin.project import Project
 
     project = Project.open(project_dir)
     cls = launcher_class(launcher)
     options = cls.parse_cmdline(launcher_args)
-    name = name or project.next_model_name()
+    name = project.next_model_name() if name is None else check_name(name, "model")
     if name in project.models:
         raise CliError(f"model '{name}' already exists: choose another name with -n")
 
@@ -54,14 +54,22 @@ def add(project_dir: str, launcher: str, name: str | None, copy: bool, no_check:
         if model_dir.exists():
             raise CliError(f"'{model_dir}' already exists: remove it or choose another name")
         staging = model_dir.with_name(f".{name}.tmp")
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_tree(staging, model_dir.parent, "staging folder")
         staging.mkdir(parents=True)
+        given = dict(options)
         try:
             options = cls.copy_model(staging, options)
             if not no_check:
                 cls(base_dir=staging, **options)
+        except CliError as e:  # name the user's files, not their temporary copies
+            remove_tree(staging, model_dir.parent, "staging folder")
+            message = str(e)
+            for key, value in options.items():
+                if isinstance(value, str) and given.get(key) not in (None, value):
+                    message = message.replace(str(staging / value), os.path.abspath(given[key]))
+            raise CliError(message) from e
         except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
+            remove_tree(staging, model_dir.parent, "staging folder")
             raise
         os.replace(staging, model_dir)
     else:
@@ -82,9 +90,11 @@ def remove(project_dir: str, name: str) -> None:
     from explain_plugin.project import Project
 
     project = Project.open(project_dir)
+    model_dir = project.model_dir(name)  # checked before anything changes
     project.remove_model(name)
     project.save()
-    shutil.rmtree(project.model_dir(name), ignore_errors=True)
+    if model_dir.exists() or model_dir.is_symlink():
+        project.remove_model_files(name)
     click.echo(f"Model '{name}' has been removed")
 
 
@@ -141,22 +151,27 @@ def run(project_dir: str, model_name: str, dst_dir: str | None, overwrite: bool,
     from explain_plugin.errors import CliError
     from explain_plugin.launchers.model_run import run_model
     from explain_plugin.models import load_launcher
+    from explain_plugin.names import remove_tree
     from explain_plugin.project import Project
     from explain_plugin.targets import load_target
 
     project = Project.open(project_dir)
-    dst = Path(dst_dir) if dst_dir else project.root / "predictions" / model_name
+    project.model(model_name)
+    dst = Path(dst_dir).resolve() if dst_dir else project.root / "predictions" / model_name
     if dst.exists() and any(dst.iterdir()) and not overwrite:
         raise CliError(f"output directory '{dst}' is not empty: use --overwrite or another -o")
+    cwd = Path.cwd().resolve()
+    if dst in (project.root, cwd, *project.root.parents, *cwd.parents):
+        raise CliError(f"-o '{dst}' holds the project or the current folder: "
+                       "choose a new folder for the predictions")
     dataset = load_target(project, target).dataset
     launcher = load_launcher(project, model_name)
     result = run_model(launcher, dataset, batch_size=batch_size)
 
     staging = dst.with_name(f".{dst.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
+    remove_tree(staging, dst.parent, "staging folder")
     result.export(str(staging), "datumaro", save_media=True)
-    if dst.exists():
-        shutil.rmtree(dst)
+    remove_tree(dst, dst.parent, "output directory")
     os.replace(staging, dst)
     click.echo(f"Predictions for {len(result)} item(s) saved to '{dst}'")
 

@@ -17,10 +17,9 @@ __all__ = ["run_model"]
 
 
 def _image(item: DatasetItem) -> np.ndarray | None:
-    media = item.media
-    if not isinstance(media, Image):
-        return None
-    return media.data
+    from explain_plugin.targets import item_image  # any depth, scaled; one-line errors
+
+    return item_image(item) if isinstance(item.media, Image) else None
 
 
 def run_model(launcher: Launcher, dataset, batch_size: int | None = None) -> Dataset:

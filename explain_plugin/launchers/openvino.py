@@ -31,10 +31,11 @@ import openvino as ov
 from datumaro.components.annotation import Annotation, AnnotationType, Bbox, LabelCategories
 
 from explain_plugin.errors import CliError
+from explain_plugin.translate import openvino_reason, quiet_stderr
 
 from .base import Launcher, Pending
 from .interpreters import Interpreter, ItemInterpreter, builtin_interpreter, load_interpreter
-from .predictions import detections_from_annotations
+from .predictions import check_finite_annotations, detections_from_annotations
 from .preprocess import RESCALE_MODES, fit, map_script_annotations, prepare_batch, to_bgr
 
 __all__ = ["OpenVinoLauncher"]
@@ -199,10 +200,11 @@ class OpenVinoLauncher(Launcher):
 
         core = ov.Core()
         try:
-            model = core.read_model(str(self.description_path),
-                                    str(self.weights_path) if self.weights_path else None)
+            with quiet_stderr():
+                model = core.read_model(str(self.description_path),
+                                        str(self.weights_path) if self.weights_path else None)
         except Exception as exc:
-            raise CliError(f"cannot read model '{self.description_path}': {exc}") from exc
+            raise CliError(openvino_reason(exc, f"read model '{self.description_path}'")) from exc
         if isinstance(output_layers, str):
             output_layers = _comma_list(output_layers)
         if output_layers:
@@ -245,9 +247,12 @@ class OpenVinoLauncher(Launcher):
         if precision == "f32":
             config["INFERENCE_PRECISION_HINT"] = "f32"
         try:
-            self._compiled = core.compile_model(model, self.device, config)
+            with quiet_stderr():
+                self._compiled = core.compile_model(model, self.device, config)
         except Exception as exc:
-            raise CliError(f"cannot compile the model for device {self.device}: {exc}") from exc
+            raise CliError(openvino_reason(
+                exc, f"compile model '{self.description_path.name}' for device {self.device}"
+            )) from exc
         self._requests = max(1, int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         self._queue = ov.AsyncInferQueue(self._compiled, self._requests)
         self._queue.set_callback(self._on_done)
@@ -486,7 +491,19 @@ class OpenVinoLauncher(Launcher):
         for out in job.outputs:
             if isinstance(out, BaseException):
                 raise CliError(f"inference failed: {type(out).__name__}: {out}") from out
+        self._check_finite_outputs(job.outputs)
         return job.outputs
+
+    def _check_finite_outputs(self, chunks: list[list[np.ndarray]]) -> None:
+        """NaN or inf straight out of the model (e.g. NaN weights): never explained."""
+        for outs in chunks:
+            for name, out in zip(self._output_names, outs):
+                if out.dtype.kind == "f" and not np.isfinite(out).all():
+                    bad = "NaN" if np.isnan(out).any() else "infinite values"
+                    raise CliError(
+                        f"model '{self.description_path.name}' output '{name}' holds {bad}: "
+                        "its weights or graph give invalid numbers; check or re-export the model"
+                    )
 
     def _finish(self, job: _Job, ctx: Any) -> list[list[Annotation]]:
         if not job.count:
@@ -510,6 +527,8 @@ class OpenVinoLauncher(Launcher):
                 outputs = outs[0] if len(outs) == 1 else dict(zip(self._output_names, outs))
                 results += self.interpreter.process_outputs(originals[start:stop], outputs, stop - start)
             results = [map_script_annotations(anns, g) for anns, g in zip(results, geometries)]
+        if self.interpreter.kind != "builtin":
+            check_finite_annotations(results, source=self.interpreter.name)
         return [self._filter(anns) for anns in results]
 
     # Detector post-filters -------------------------------------------------

@@ -9,7 +9,8 @@ from datumaro.components.annotation import Annotation, Bbox, Label
 
 from explain_plugin.errors import CliError
 
-__all__ = ["Detections", "scores_from_annotations", "detections_from_annotations"]
+__all__ = ["Detections", "scores_from_annotations", "detections_from_annotations",
+           "check_finite_annotations"]
 
 
 @dataclass
@@ -122,3 +123,40 @@ def detections_from_annotations(
             )
         probs = np.stack(rows)
     return Detections(xyxy, labels, scores, probs)
+
+
+def check_finite_annotations(batch_anns: Sequence[Sequence[Annotation]], *, source: str) -> None:
+    """Refuse NaN or infinite scores, score vectors and box coordinates from a script,
+    before any of them is used. One comprehension per image for the scores; only the
+    annotations with more than a score (boxes, vectors) get a closer look."""
+    for index, anns in enumerate(batch_anns):
+        if not anns:
+            continue
+        attrs = [a.attributes for a in anns]
+        groups = [("score", [d.get("score", 0.0) for d in attrs]),
+                  ("Bbox coordinate", [a.points for a in anns if type(a) is Bbox])]
+        for i in [i for i, d in enumerate(attrs) if len(d) > 1]:
+            for key in ("scores", "probs"):
+                if key in attrs[i]:
+                    kind = type(anns[i]).__name__
+                    groups.append((f"value in a {kind}'s '{key}'", attrs[i][key]))
+        for what, values in groups:
+            array = _numbers(values)
+            if array is not None and not np.isfinite(array).all():
+                bad = "a NaN" if np.isnan(array).any() else "an infinite"
+                raise CliError(
+                    f"{source}: returned {bad} {what} for image {index} of the batch: "
+                    "fix the script (or the model outputs it reads)"
+                )
+
+
+def _numbers(values) -> np.ndarray | None:
+    """``values`` as a float array; None where they are not numbers (the conversion says so)."""
+    try:
+        return np.asarray(values, np.float64)
+    except (TypeError, ValueError):
+        try:  # ragged: check what is numeric
+            return np.asarray([float(v) for v in np.ravel(values)
+                               if isinstance(v, (int, float, np.number))], np.float64)
+        except (TypeError, ValueError):
+            return None

@@ -71,3 +71,65 @@ def root_stage(kind: str) -> dict[str, Any]:
 
 def source_build_target() -> dict[str, Any]:
     return {"parents": [], "stages": [root_stage("source")]}
+
+
+# The parts of the config files this package reads, and their types (other keys are kept).
+_TYPE_NAMES = {dict: "a mapping", str: "a string", int: "an integer", list: "a list",
+               type(None): "null", float: "a number", bool: "a boolean"}
+_ENTRY_SCHEMAS = {
+    "models": {"launcher": (str,), "options": (dict, type(None))},
+    "sources": {"format": (str,), "options": (dict, type(None)), "path": (str, type(None)),
+                "url": (str, type(None))},
+}
+_REQUIRED = {"models": ("launcher",), "sources": ("format",)}
+
+
+def _type_name(value: Any) -> str:
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def check_schema(data: dict, path: Path, sections: tuple[str, ...]) -> None:
+    """One-line errors naming the key and the expected type, e.g.
+    "models.m.options must be a mapping, got a string"."""
+    def fail(key: str, expected: str, value: Any) -> None:
+        raise CliError(f"{key} must be {expected}, got {_type_name(value)} (in {path}): "
+                       "fix that entry of the file")
+
+    version = data.get("format_version")
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+        fail("format_version", "an integer", version)
+    for section in sections:
+        entries = data.get(section)
+        if entries is None:
+            continue
+        if not isinstance(entries, dict):
+            fail(section, "a mapping of names to entries", entries)
+        for name, entry in entries.items():
+            if not isinstance(name, str):
+                fail(f"{section} key {name!r}", "a string name", name)
+            if not isinstance(entry, dict):
+                fail(f"{section}.{name}", "a mapping", entry)
+            for key in _REQUIRED[section]:
+                if key not in entry:
+                    raise CliError(f"{section}.{name} has no '{key}' (in {path}): add it")
+            for key, types in _ENTRY_SCHEMAS[section].items():
+                if key in entry and not isinstance(entry[key], types):
+                    fail(f"{section}.{name}.{key}", " or ".join(_TYPE_NAMES[t] for t in types),
+                         entry[key])
+
+
+def check_launcher_options(parser, options: dict, where: str, path: Path) -> None:
+    """Stored launcher options against the types its command line parser declares, e.g.
+    "models.m.options.batch_size must be an integer, got a string"."""
+    types = {a.dest: a.type for a in parser._actions if a.type in (int, float)}
+    for key, value in options.items():
+        expected = types.get(key)
+        if expected is None or value is None:
+            continue
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if expected is int:
+            ok = ok and float(value).is_integer()
+        if not ok:
+            kind = "an integer" if expected is int else "a number"
+            raise CliError(f"{where}.{key} must be {kind}, got {_type_name(value)} "
+                           f"(in {path}): fix that entry of the file")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from explain_plugin.errors import CliError
+from explain_plugin.names import check_inside, check_name, remove_tree
 from explain_plugin.project import config as cfg
 
 
@@ -43,10 +44,13 @@ class Project:
             config = cfg.load_yaml(root / cfg.V2_CONFIG)
             tree_path = root / cfg.V2_TREE_CONFIG
             tree = cfg.load_yaml(tree_path) if tree_path.is_file() else cfg.new_v2_tree()
+            cfg.check_schema(config, root / cfg.V2_CONFIG, ("models",))
+            cfg.check_schema(tree, tree_path, ("sources",))
             cls._check_version(config, root / cfg.V2_CONFIG, 2)
             cls._check_version(tree, tree_path, 2)
         else:
             config = cfg.load_yaml(root / cfg.V1_CONFIG)
+            cfg.check_schema(config, root / cfg.V1_CONFIG, ("models", "sources"))
             cls._check_version(config, root / cfg.V1_CONFIG, 1)
             tree = None
         for section in ("models", "sources"):
@@ -77,7 +81,7 @@ class Project:
                 raise CliError(
                     f"a project already exists at '{path}': use --overwrite to replace it"
                 )
-            shutil.rmtree(env_dir)
+            remove_tree(env_dir, root, "project folder")
         root.mkdir(parents=True, exist_ok=True)
         project = cls(root, 2, {"format_version": 2, "models": {}}, cfg.new_v2_tree())
         project.save()
@@ -96,7 +100,21 @@ class Project:
         """name -> {launcher, options}, as stored."""
         return self._config["models"]
 
+    def _config_file(self, section: str) -> Path:
+        if self.version == 1:
+            return self.root / cfg.V1_CONFIG
+        return self.root / (cfg.V2_CONFIG if section == "models" else cfg.V2_TREE_CONFIG)
+
+    def _check_stored_name(self, name: str, what: str) -> str:
+        """A name from the command line or the config, before it becomes a path."""
+        section = "models" if what == "model" else "sources"
+        fix = "use a plain name"
+        if name in getattr(self, section):
+            fix = f"rename it in {self._config_file(section)}"
+        return check_name(name, what, fix)
+
     def model(self, name: str) -> dict[str, Any]:
+        self._check_stored_name(name, "model")
         try:
             return self.models[name]
         except KeyError:
@@ -105,8 +123,14 @@ class Project:
                 f"unknown model '{name}' (models: {known}): add it with 'datum model add'"
             ) from None
 
+    def check_model_options(self, name: str, parser, options: dict) -> None:
+        """Stored options of the types the launcher's parser declares (one-line errors)."""
+        cfg.check_launcher_options(parser, options, f"models.{name}.options",
+                                   self._config_file("models"))
+
     def model_dir(self, name: str) -> Path:
         """Where ``--copy`` puts a model's files."""
+        self._check_stored_name(name, "model")
         return self.root / cfg.MODELS_DIR / name
 
     def model_base_dir(self, name: str) -> Path:
@@ -118,6 +142,7 @@ class Project:
         return next_name(self.models, "model", 0)
 
     def add_model(self, name: str, launcher: str, options: dict[str, Any]) -> None:
+        check_name(name, "model")
         if name in self.models:
             raise CliError(f"model '{name}' already exists: choose another name with -n")
         self.models[name] = {"launcher": launcher, "options": options}
@@ -125,6 +150,10 @@ class Project:
     def remove_model(self, name: str) -> None:
         self.model(name)
         del self.models[name]
+
+    def remove_model_files(self, name: str) -> None:
+        """Delete a model's copied files (only ever inside .datumaro/models)."""
+        remove_tree(self.model_dir(name), self.root / cfg.MODELS_DIR, f"model '{name}' folder")
 
     # Sources -------------------------------------------------------------
     @property
@@ -134,6 +163,7 @@ class Project:
         return holder["sources"]
 
     def source(self, name: str) -> dict[str, Any]:
+        self._check_stored_name(name, "source")
         try:
             return self.sources[name]
         except KeyError:
@@ -145,15 +175,20 @@ class Project:
 
     def source_dir(self, name: str) -> Path:
         """The folder holding a source's data inside the project."""
-        if self.version == 2:
-            return self.root / name
-        return self.root / "sources" / name
+        self._check_stored_name(name, "source")
+        return self.root / name if self.version == 2 else self.root / "sources" / name
 
     def source_location(self, name: str) -> Path:
         """The file or folder a source's dataset is imported from."""
         source = self.source(name)
         if self.version == 2:
-            return self.source_dir(name) / (source.get("path") or "")
+            rel = source.get("path") or ""
+            if not isinstance(rel, str):
+                raise CliError(f"source '{name}': 'path' must be a string in "
+                               f"{self._config_file('sources')}, got {type(rel).__name__}")
+            location = self.source_dir(name) / rel
+            check_inside(location, self.source_dir(name), f"source '{name}' path")
+            return location
         copied = self.source_dir(name)
         if copied.exists():
             return copied
@@ -183,7 +218,7 @@ class Project:
         src = Path(path).resolve()
         if not src.exists():
             raise CliError(f"dataset path '{path}' does not exist: check the path")
-        name = name or self.next_source_name()
+        name = check_name(name, "source") if name is not None else self.next_source_name()
         if name in self.sources or name in ("project", cfg.ENV_DIR):
             raise CliError(f"source '{name}' already exists: choose another name with -n")
         target = self.source_dir(name)
@@ -221,7 +256,7 @@ class Project:
         if self.version == 2:
             self._tree.get("build_targets", {}).pop(name, None)
         if not keep_data:
-            shutil.rmtree(self.source_dir(name), ignore_errors=True)
+            remove_tree(self.source_dir(name), self.root, f"source '{name}' folder")
 
     # Datasets ------------------------------------------------------------
     def make_dataset(self, target: str = "project"):
@@ -267,8 +302,12 @@ def import_dataset(path: Path, fmt: str | None, options: dict[str, Any], what: s
             f"unknown dataset format '{fmt}' for {what}: 'datum format' lists the formats"
         )
     kwargs = {k: v for k, v in options.items() if v is not None}
+    from explain_plugin.translate import quiet_stderr, root_reason
+
     try:
-        return Dataset.import_from(str(path), fmt, **kwargs)
-    except Exception as e:  # datumaro raises many kinds; the user needs one line
-        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CliError(f"cannot import {what} as '{fmt or 'auto'}' from {path}: {detail}") from e
+        with quiet_stderr():
+            return Dataset.import_from(str(path), fmt, **kwargs)
+    except Exception as e:  # datumaro raises many kinds; the user needs one line and the cause
+        raise CliError(f"cannot import {what} as '{fmt or 'auto'}' from {path} "
+                       f"(Datumaro says: {root_reason(e)}): fix the dataset or pass the right "
+                       "format") from e

@@ -9,6 +9,7 @@ from typing import Any
 
 from explain_plugin.atomic import atomic_write_text
 from explain_plugin.errors import CliError
+from explain_plugin.run_lock import RunLock
 
 MANIFEST = "run.json"
 
@@ -31,31 +32,63 @@ class RunManifest:
     def __init__(self, out_dir: Path, identity: dict[str, Any]):
         self.path = Path(out_dir) / MANIFEST
         self.identity = identity
+        self.total: int | None = None
+        self._lock: RunLock | None = None
         self.data: dict[str, Any] = {
             **identity, "status": "running", "created": _now(), "items": {},
             "versions": package_versions(), "times": {},
         }
 
     @classmethod
-    def open(cls, out_dir: Path, identity: dict[str, Any], restart: bool) -> "RunManifest":
-        """A new manifest, or the one already there when it is the same run."""
+    def open(cls, out_dir: Path, identity: dict[str, Any], restart: bool,
+             total: int | None = None) -> "RunManifest":
+        """A new manifest, or the one already there when it is the same run.
+
+        Holds the folder's lock (a second run on it refuses, naming this one's pid)
+        until ``finish`` or ``close``; half-written temp files a killed run left
+        there are removed first.
+        """
         manifest = cls(out_dir, identity)
-        if manifest.path.is_file() and not restart:
-            try:
-                old = json.loads(manifest.path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                old = None
-            same = isinstance(old, dict) and all(
-                json.dumps(old.get(k), sort_keys=True) == json.dumps(v, sort_keys=True)
-                for k, v in identity.items())
-            if not same:
-                raise CliError(
-                    f"'{out_dir}' holds another run (different model, target or parameters): "
-                    "choose another -o or pass --overwrite"
-                )
-            manifest.data = old
-            manifest.data["status"] = "running"
+        manifest.total = total
+        manifest._lock = RunLock(Path(out_dir)).__enter__()
+        _ACTIVE.append(manifest)
+        try:
+            manifest._lock.remove_stale_temps()
+            manifest._load_previous(out_dir, identity, restart)
+        except BaseException:
+            manifest.close()
+            raise
         return manifest
+
+    def _load_previous(self, out_dir: Path, identity: dict[str, Any], restart: bool) -> None:
+        if not self.path.is_file() or restart:
+            return
+        try:
+            old = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = None
+        same = isinstance(old, dict) and isinstance(old.get("items"), dict) and all(
+            json.dumps(old.get(k), sort_keys=True) == json.dumps(v, sort_keys=True)
+            for k, v in identity.items())
+        if not same:
+            raise CliError(
+                f"'{out_dir}' holds another run (different model, target or parameters): "
+                "choose another -o or pass --overwrite"
+            )
+        self.data = old
+        self.data["status"] = "running"
+
+    def done_count(self) -> int:
+        return sum(1 for entry in self.data["items"].values()
+                   if isinstance(entry, dict) and entry.get("status") == "done")
+
+    def close(self) -> None:
+        """Release the folder (idempotent); a folder left empty by a failed run goes."""
+        if self._lock is not None:
+            self._lock.__exit__(None, None, None)
+            self._lock = None
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
 
     def done(self, item_key: str) -> bool:
         return self.data["items"].get(item_key, {}).get("status") == "done"
@@ -69,9 +102,29 @@ class RunManifest:
         self.data["status"] = "complete"
         self.data["finished"] = _now()
         self.save()
+        self.close()
 
     def save(self) -> None:
         atomic_write_text(self.path, json.dumps(self.data, indent=2, default=_jsonable) + "\n")
+
+
+_ACTIVE: list[RunManifest] = []  # manifests holding their folder's lock, in this process
+
+
+def interrupted_message() -> str | None:
+    """What a Ctrl-C during a run tells the user: how far it got, and how to go on."""
+    if not _ACTIVE:
+        return None
+    manifest = _ACTIVE[-1]
+    total = manifest.total if manifest.total is not None else "?"
+    return (f"interrupted: {manifest.done_count()} of {total} items done; "
+            "rerun the same command to resume")
+
+
+def close_all() -> None:
+    """Release every run folder this process still holds (after an error or Ctrl-C)."""
+    for manifest in list(_ACTIVE):
+        manifest.close()
 
 
 def _jsonable(value: Any) -> Any:
