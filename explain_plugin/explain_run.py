@@ -20,6 +20,7 @@ from explain_plugin.errors import CliError
 def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir: str,
                 model_name: str, target_option: str | None, target: str | None,
                 output_dir: str | None, overwrite: bool) -> Path:
+    from explain_plugin.api import item_info, run_method
     from explain_plugin.methods.base import NothingToExplain
     from explain_plugin.models import load_launcher
     from explain_plugin.names import item_relpath
@@ -61,84 +62,35 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
             continue
         stem = resolved.image_path.stem if resolved.image_path else item_relpath(key)
         image = item_image(item)
-        item_started = time.perf_counter()
-        snap = None
-        context = {"item": item_info(item, resolved.dataset)} if method.takes_item else {}
+
+        def on_snapshot(snap):
+            nonlocal display
+            if snap.save and not snap.final:
+                writer.write_snapshot(stem, image, snap)
+            if snap.show:
+                display = display or _Display()
+                display.show(image, snap)
+
         try:
             with _progress_bar(key) as update:
-                for snap in method.explain(launcher, image, progress=update, **context):
-                    if snap.final:
-                        files = writer.write_final(stem, image, snap)
-                        # a method's own outputs (e.g. ReX's masks), when it has any
-                        files += getattr(method, "write_outputs", lambda *a: [])(
-                            out_dir, stem, image, snap)
-                    elif snap.save:
-                        writer.write_snapshot(stem, image, snap)
-                    if snap.show:
-                        display = display or _Display()
-                        display.show(image, snap)
+                result = run_method(method, launcher, image, progress=update,
+                                    item=item_info(item, resolved.dataset),
+                                    on_snapshot=on_snapshot)
         except NothingToExplain as e:
             if resolved.image_path:
                 raise
             click.echo(f"{key}: {e}", err=True)
             manifest.record(key, {"files": [], "targets": [], "note": str(e)})
             continue
-        if snap is None or not snap.final:
-            raise CliError(f"method '{method_cls.name}' ended without a final map for '{key}' "
-                           "(a bug in the method: its explain() must end with final=True)")
-        for note in snap.notes:
+        files = result.save(out_dir, stem)
+        for note in result.notes:
             click.echo(f"{key}: {note}", err=True)
-        record = item_record(snap, files, time.perf_counter() - item_started)
-        record["map"] = map_info(image.shape[:2])
-        manifest.record(key, record)
+        manifest.record(key, {**result.record(files), "map": map_info(image.shape[:2])})
         explained += 1
     manifest.finish({"seconds": time.perf_counter() - started})
     note = f" ({skipped} already done)" if skipped else ""
     click.echo(f"Explained {explained} item(s){note}; results saved to '{out_dir}'")
     return out_dir
-
-
-def item_info(item, dataset):
-    """An item's ground truth as a method sees it: label names and boxes in image pixels."""
-    from datumaro.components.annotation import AnnotationType, Bbox, Label
-
-    from explain_plugin.methods.base import ItemInfo
-
-    try:
-        names = [c.name for c in dataset.categories()[AnnotationType.label]]
-    except (KeyError, AttributeError):
-        names = []
-
-    def name(label):
-        return names[label] if label is not None and 0 <= label < len(names) else str(label)
-
-    boxes = [(name(a.label), (a.x, a.y, a.x + a.w, a.y + a.h))
-             for a in item.annotations if isinstance(a, Bbox)]
-    labels = [name(a.label) for a in item.annotations if isinstance(a, Label)]
-    return ItemInfo(str(item.id), boxes, labels)
-
-
-def item_record(snap, files: list[str], seconds: float) -> dict[str, Any]:
-    """The ``run.json`` entry of one explained item."""
-    targets = []
-    for j, t in enumerate(snap.targets):
-        entry = {"label": t.label, "name": t.name, "score": t.score, "box": t.box}
-        if snap.metrics is not None and j < len(snap.metrics) and snap.metrics[j] is not None:
-            entry["metrics"] = snap.metrics[j]
-        targets.append(entry)
-    record = {
-        "files": files,
-        "masks_used": snap.masks_used,
-        "converged": snap.converged,
-        "seconds": round(seconds, 4),
-        "targets": targets,
-    }
-    if snap.evaluations:
-        record["evaluations"] = dict(snap.evaluations)
-    if snap.notes:
-        record["notes"] = list(snap.notes)
-    record.update(snap.extra.get("record", {}))  # a method's own entries (e.g. ReX's stats)
-    return record
 
 
 class _progress_bar:

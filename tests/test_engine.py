@@ -57,6 +57,9 @@ class FakeLauncher(Launcher):
     def requests(self):
         return self._requests
 
+    def padding(self, count):
+        return -count % self._batch
+
     def stream(self, batches):
         for b in batches:
             yield [[float(np.asarray(im).sum())] for im in b]

@@ -15,7 +15,7 @@ from explain_plugin.methods.scoring import Answer, BoxScorer, ClassScorer
 from explain_plugin.methods.targets import (
     TargetSpec, item_targets, parse_targets, select_boxes, select_classes,
 )
-from explain_plugin.methods.view import EXACT_FLOAT_BYTES, View, upsample, view_of
+from explain_plugin.methods.view import EXACT_FLOAT_BYTES, upsample, view_of
 
 
 # occlusion ---------------------------------------------------------------------
@@ -142,6 +142,8 @@ def test_class_scorer_rows_columns_and_hit():
     assert answer.hit.tolist() == [[True, False], [False, True]]
     assert answer.classes.shape == (2, 3)
     np.testing.assert_allclose(scorer(_labels([[0.1, 0.2, 0.7]])), [[0.7], [0.1]])
+    tie = scorer.answer(_labels([[0.5, 0.5, 0.5]]))
+    assert not tie.hit.any()  # a model that ignores its input answers nothing
     joined = Answer.join([answer.rows(0, 1), answer.rows(1, 2)])
     np.testing.assert_array_equal(joined.scores, answer.scores)
 

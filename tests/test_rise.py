@@ -336,3 +336,39 @@ def test_flat_map_is_zero_and_said_once(datum, project, tmp_path, known_models):
     item = json.loads((out / "run.json").read_text())["items"]["noise"]
     assert any("flat" in n for n in item["notes"])
     assert (np.load(next(out.glob("noise-*.npy"))) == 0).all()
+
+
+def test_metrics_in_run_json_and_no_metrics(datum, project, tmp_path):
+    image = project / "images" / "top_right.png"
+    out = tmp_path / "m"
+    result = datum("explain", "-p", project, "-m", "classifier", "-o", out, "-t", image, "rise",
+                   "-s", "200", "--metric-steps", "10")
+    assert result.code == 0, result
+    item = json.loads((out / "run.json").read_text())["items"]["top_right"]
+    metrics = item["targets"][0]["metrics"]
+    assert metrics["steps"] == 10 and metrics["deletion_auc"] < metrics["insertion_auc"]
+    assert 0 < metrics["area"] <= 0.5  # the top-right quadrant and a margin
+    assert item["evaluations"]["rise"] == 200 and item["evaluations"]["metrics"] >= 22
+    out2 = tmp_path / "n"
+    result = datum("explain", "-p", project, "-m", "classifier", "-o", out2, "-t", image, "rise",
+                   "-s", "200", "--no-metrics")
+    item = json.loads((out2 / "run.json").read_text())["items"]["top_right"]
+    assert "metrics" not in item["targets"][0] and item["evaluations"] == {"rise": 200}
+
+
+def test_per_item_targets_resolve_to_given_classes_and_boxes(classifier, detector):
+    from explain_plugin.methods.base import ExplainedTarget
+    from explain_plugin.methods.targets import item_targets, resolve
+    from explain_plugin.methods.view import view_of
+
+    image = grey_noise(120, 100)
+    view = view_of(detector, image)
+    given = item_targets([ExplainedTarget(1, "dog", 1.0, (55.0, 12.0, 95.0, 72.0))])
+    scorer, targets = resolve(detector, view, given, iou=0.5)
+    assert [t.name for t in targets] == ["dog"]
+    np.testing.assert_allclose(targets[0].box, (55, 12, 95, 72), atol=1e-3)
+    clean = scorer.answer([detector.predict([view.pixels])[0]])
+    assert clean.hit.tolist() == [[True]]  # the detector's own dog box matches it
+    scorer, targets = resolve(classifier, view_of(classifier, image),
+                              item_targets([ExplainedTarget(2, "bottom_left", 1.0)]))
+    assert [t.name for t in targets] == ["bottom_left"]

@@ -17,7 +17,9 @@ class Launcher(ABC):
     config verbatim and passed back as keyword arguments to ``__init__``.
 
     Instance side (used by methods and ``datum model run``): ``categories``,
-    ``input_size``, ``layout``, ``batch_size`` and ``stream``.
+    ``input_size``, ``layout``, ``batch_size``, ``requests``, ``stream`` (batches
+    pulled ahead from a generator) and ``submit`` (one batch, answered later: what
+    the evaluation engine drives).
     """
 
     NAME: ClassVar[str]
@@ -87,6 +89,11 @@ class Launcher(ABC):
         run asynchronously return before the device is done.
         """
         return Done(self.predict(images))
+
+    def padding(self, count: int) -> int:
+        """Copies inferred only to fill a static batch when ``count`` images are
+        submitted together (the engine reports them apart from the masks)."""
+        return 0
 
     def predict(self, images: Sequence[np.ndarray]) -> list[list[Any]]:
         """Annotations for one batch of images."""

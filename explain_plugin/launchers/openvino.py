@@ -408,6 +408,11 @@ class OpenVinoLauncher(Launcher):
         """Start one batch on the async queue and return at once (the engine's primitive)."""
         return _OvPending(self, *self._submit(batch))
 
+    def padding(self, count: int) -> int:
+        if getattr(self, "_short_ok", False):  # short batches run as they are
+            return 0
+        return -count % self._batch
+
     # Inference -----------------------------------------------------------
     def _on_done(self, request: ov.InferRequest, userdata: tuple[_Job, int]) -> None:
         job, index = userdata

@@ -66,8 +66,10 @@ class ExplainMethod(ABC):
     """A method: ``datum explain ... NAME [options]``.
 
     ``options()`` are the method's click options; the CLI passes their values to
-    ``__init__``. ``explain`` streams batches through one launcher and yields
-    snapshots, the last one final; it never holds more than a few batches.
+    ``__init__`` and never reads them itself (``presentation_options`` and the
+    Snapshot fields ``save``/``show``/``notes`` tell it what it needs). ``explain``
+    evaluates masks through ``methods.engine`` and yields snapshots, the last one
+    final; with ``takes_item`` it also gets ``item=ItemInfo`` (ground truth).
     """
 
     name: ClassVar[str]
@@ -101,4 +103,9 @@ class ExplainMethod(ABC):
     def explain(self, launcher, image: np.ndarray, progress: ProgressFn | None = None
                 ) -> Iterator[Snapshot]:
         """Explain one HWC BGR image; yield snapshots, the last with ``final=True``."""
+
+    def write_outputs(self, out_dir, stem: str, image: np.ndarray, snap: Snapshot) -> list[str]:
+        """Files of the method's own (beside the maps every method writes), relative to
+        ``out_dir``; a method's own ``run.json`` entries go in ``snap.extra["record"]``."""
+        return []
 

@@ -13,7 +13,7 @@ API (one ``Evaluator`` per image)::
     for tag, answer in ev.imap(((tag, masks) for ...), purpose="rise"):
         ...
     ev.counts    # {"rise": 1000, "metrics": 80}: masks evaluated per purpose, padding excluded
-    ev.padding   # copies sent only to fill a static batch (never counted as masks)
+    ev.padding   # copies inferred only to fill a static batch (launcher.padding; never masks)
 
 A method on the core (see methods/rise/method.py, ~40 lines of explain())::
 
@@ -240,7 +240,7 @@ class _Session:
             if stop == request.size:
                 request.masks = None  # blended: the masks are no longer needed
             ev.counts[request.client.purpose] = ev.counts.get(request.client.purpose, 0) + stop - start
-        ev.padding += (-rows) % ev.batch
+        ev.padding += ev.launcher.padding(rows)
         self.inflight.append((ev.launcher.submit(images), pieces, rows))
 
     def _collect(self) -> None:

@@ -4,7 +4,7 @@ A scorer turns the launcher's annotations for K images into an ``Answer``:
 ``scores`` [K, T] (the weights of RISE and D-RISE), ``hit`` [K, T] (the target is
 still the model's answer) and, for classifiers, the full class rows [K, C].
 
-``ClassScorer``: the target classes' scores; hit = the target class is the argmax.
+``ClassScorer``: the target classes' scores; hit = the target class alone scores highest.
 ``BoxScorer`` (D-RISE, Petsiuk et al. 2021): for each target box, the max over the
 image's detections of IoU x class similarity (cosine of probability vectors where
 the interpreter gives them, else same label x score), IoU below ``iou`` counting 0;
@@ -59,7 +59,7 @@ class Answer:
 
 
 class ClassScorer:
-    """Scores = the target classes' scores; hit = the target class is the top class."""
+    """Scores = the target classes' scores; hit = the target class alone is the top class."""
 
     def __init__(self, class_ids: np.ndarray, num_classes: int):
         self.class_ids = np.asarray(class_ids, dtype=np.int64)
@@ -69,8 +69,9 @@ class ClassScorer:
         classes = scores_from_annotations(batch_anns, self.num_classes)
         scores = np.ascontiguousarray(classes[:, self.class_ids], dtype=np.float32)
         top = classes.max(axis=1, keepdims=True)
-        # ties count as a hit: a constant model still "answers" every class
-        return Answer(scores, scores >= top, classes)
+        # a tie at the top is no answer (a model that ignores its input "answers" nothing)
+        unique = (classes == top).sum(axis=1, keepdims=True) == 1
+        return Answer(scores, (scores >= top) & unique, classes)
 
     def __call__(self, batch_anns: Sequence[list]) -> np.ndarray:
         """Weights [T, B] float32."""

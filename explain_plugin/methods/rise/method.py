@@ -144,6 +144,7 @@ class Rise(ExplainMethod):
             if final is None:
                 final = snapshot(final=True, extra={"noise": acc.noise()})
             final.extra["seconds"] = time.perf_counter() - started
+            final.extra["padding"] = evaluator.padding  # never counted as masks
             if p.get("metrics", False):
                 from explain_plugin.methods.metrics import evaluate_maps
 
