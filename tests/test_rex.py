@@ -253,3 +253,14 @@ def test_command_line_config_settings_are_part_of_the_run(datum, project, tmp_pa
     cfg.write_text("[causal]\niters = 'x\n")
     bad = datum(*args)
     assert bad.code != 0 and "not valid TOML" in bad.err and "Traceback" not in bad.err
+
+
+def test_python_api_explains_with_rex(classifier, tmp_path):
+    from explain_plugin import api
+
+    image = lit(96, 144, [70, 70, 200, 70])
+    result = api.explain(classifier, image, "rex", iters=4, metrics=False)
+    assert result.targets[0].name == "bottom_left" and result.maps.shape == (1, 96, 144)
+    files = result.save(tmp_path, "x")
+    assert "x-bottom_left-explanation.png" in files
+    assert result.record(files)["rex"]["iterations"] == 4

@@ -27,7 +27,7 @@ from explain_plugin.methods.rex.search import (
 CONVERGE_TOL = 0.03  # mean abs change of the normalised map that one more iteration makes
 # (it falls as ~1/n: on EfficientNet-Lite0 photos 0.03 is reached after 7-12 iterations)
 CONVERGE_MIN_ITERS = 6
-CONVERGE_WIDTH = 4  # iterations in flight per target while --converge watches
+CONVERGE_WIDTH = 6  # iterations in flight per target while --converge watches (closed at the stop)
 
 
 class Rex(ExplainMethod):

@@ -180,7 +180,8 @@ def multiplex(source: Iterable[Producer], width: int,
               more: Callable[[], bool] = lambda: True) -> Producer:
     """One producer running up to ``width`` producers from ``source`` at once: their
     masks go out as one batch, so the engine sees every mutant of a level of many
-    iterations together. New producers start as others end, while ``more()``."""
+    iterations together. New producers start as others end, while ``more()``; once
+    it is false, the producers still running are closed."""
     source: Iterator[Producer] = iter(source)
     active: list[list] = []
 
@@ -205,6 +206,10 @@ def multiplex(source: Iterable[Producer], width: int,
             except StopIteration:
                 pass
         active[:] = still
+        if not more():  # the rest would be discarded: stop them now
+            for gen, _ in active:
+                gen.close()
+            return
         refill()
 
 
