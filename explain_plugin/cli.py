@@ -71,6 +71,14 @@ def _main(argv: list[str] | None, pm: pluggy.PluginManager | None) -> int:
                           obj={"plugin_manager": cli.plugin_manager})
     except click.exceptions.Exit as e:
         return e.exit_code
+    except click.UsageError as e:  # one line, like every other user error
+        names, ctx = [], e.ctx
+        while ctx is not None:
+            names.insert(0, ctx.info_name or "")
+            ctx = ctx.parent
+        where = f" (see '{' '.join(n for n in names if n)} --help')" if names else ""
+        click.echo(f"Error: {e.format_message()}{where}", err=True)
+        return e.exit_code
     except click.ClickException as e:
         e.show()
         return e.exit_code

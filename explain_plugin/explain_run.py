@@ -16,13 +16,11 @@ import click
 
 from explain_plugin.errors import CliError
 
-# Parameters that change how a run looks or how fast it goes, not its results.
-_PRESENTATION_PARAMS = {"display", "batch_size"}
-
 
 def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir: str,
                 model_name: str, target_option: str | None, target: str | None,
                 output_dir: str | None, overwrite: bool) -> Path:
+    from explain_plugin.api import item_info, run_method
     from explain_plugin.methods.base import NothingToExplain
     from explain_plugin.models import load_launcher
     from explain_plugin.names import item_relpath
@@ -43,7 +41,7 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
         "model": {"name": model_name, **model_entry},
         "target": str(resolved.image_path.resolve()) if resolved.image_path else target_name,
         "parameters": {k: v for k, v in sorted(method_params.items())
-                       if k not in _PRESENTATION_PARAMS},
+                       if k not in method_cls.presentation_options},
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode())
     run_id = f"{method_cls.name}-{model_name}-{digest.hexdigest()[:8]}"
@@ -54,7 +52,7 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
     launcher = load_launcher(project, model_name)
     method = method_cls(**method_params)
     writer = ImageWriter(out_dir)
-    display = _Display() if method_params.get("display") else None
+    display = None
     started = time.perf_counter()
     explained = skipped = 0
     for item in resolved.dataset:
@@ -64,35 +62,30 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
             continue
         stem = resolved.image_path.stem if resolved.image_path else item_relpath(key)
         image = item_image(item)
-        item_started = time.perf_counter()
-        snap = None
+
+        def on_snapshot(snap):
+            nonlocal display
+            if snap.save and not snap.final:
+                writer.write_snapshot(stem, image, snap)
+            if snap.show:
+                display = display or _Display()
+                display.show(image, snap)
+
         try:
-            with _progress_bar(key, method_params.get("max_samples")) as update:
-                for snap in method.explain(launcher, image, progress=update):
-                    if snap.final:
-                        files = writer.write_final(stem, image, snap)
-                    elif method_params.get("progressive"):
-                        writer.write_snapshot(stem, image, snap)
-                    if display is not None:
-                        display.show(image, snap)
+            with _progress_bar(key) as update:
+                result = run_method(method, launcher, image, progress=update,
+                                    item=item_info(item, resolved.dataset),
+                                    on_snapshot=on_snapshot)
         except NothingToExplain as e:
             if resolved.image_path:
                 raise
             click.echo(f"{key}: {e}", err=True)
             manifest.record(key, {"files": [], "targets": [], "note": str(e)})
             continue
-        if snap is None or not snap.final:
-            raise CliError(f"method '{method_cls.name}' ended without a final map for '{key}' "
-                           "(a bug in the method: its explain() must end with final=True)")
-        manifest.record(key, {
-            "files": files,
-            "map": map_info(image.shape[:2]),
-            "masks_used": snap.masks_used,
-            "converged": snap.converged,
-            "seconds": round(time.perf_counter() - item_started, 4),
-            "targets": [{"label": t.label, "name": t.name, "score": t.score, "box": t.box}
-                        for t in snap.targets],
-        })
+        files = result.save(out_dir, stem)
+        for note in result.notes:
+            click.echo(f"{key}: {note}", err=True)
+        manifest.record(key, {**result.record(files), "map": map_info(image.shape[:2])})
         explained += 1
     manifest.finish({"seconds": time.perf_counter() - started})
     note = f" ({skipped} already done)" if skipped else ""
@@ -101,9 +94,9 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
 
 
 class _progress_bar:
-    """Masks done and ETA on a terminal; silent otherwise."""
+    """Samples done and ETA on a terminal; silent otherwise."""
 
-    def __init__(self, key: str, total: int | None):
+    def __init__(self, key: str, total: int | None = None):
         self.key, self.total, self.bar = key, total, None
 
     def __enter__(self):

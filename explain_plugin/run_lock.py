@@ -33,7 +33,13 @@ class RunLock:
         import fcntl
 
         missing = [p for p in (self.out_dir, *self.out_dir.parents) if not p.exists()]
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise CliError(f"cannot write to the output folder '{self.out_dir}': "
+                           f"{e.strerror or e}; choose another -o") from None
+        os.close(fd)
         self._created = missing  # deepest first
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)

@@ -444,6 +444,26 @@ def output_folder_of_another_run(w):
     return explain(w, "-o", out, *image_target(w))
 
 
+@case("is a file", "datum explain --help")
+def output_folder_is_a_file(w):
+    return explain(w, "-o", w.base / "victim" / "keep.txt", *image_target(w))
+
+
+@case("cannot write to the output folder")
+def output_folder_inside_a_file(w):
+    return explain(w, "-o", w.base / "victim" / "keep.txt" / "run", *image_target(w))
+
+
+@case("No such option '--no-such-flag'", "datum explain rise --help")
+def unknown_option(w):
+    return explain(w, *image_target(w), method=("rise", "--no-such-flag"))
+
+
+@case("Invalid value for '-s'", "datum explain rise --help")
+def samples_not_a_number(w):
+    return explain(w, *image_target(w), method=("rise", "-s", "many"))
+
+
 @case("no Datumaro project")
 def no_project_here(w):
     return explain(w, *image_target(w))[:2] + [w.base / "victim"] + \
@@ -457,7 +477,7 @@ def test_bad_input(name, world, datum):
     args = setup(world)
     before = world.snapshot()
     result = datum(*args)
-    assert result.code == 1, result
+    assert result.code == (2 if "--help" in " ".join(fragments) else 1), result
     assert "Traceback" not in result.err, result.err
     lines = [line for line in result.err.splitlines() if line.strip()]
     assert len(lines) == 1, result.err

@@ -40,7 +40,7 @@ from datumaro.components.annotation import Annotation, AnnotationType, Bbox, Lab
 from explain_plugin.errors import CliError
 from explain_plugin.translate import openvino_reason, quiet_stderr
 
-from .base import Launcher
+from .base import Launcher, Pending
 from .interpreters import Interpreter, ItemInterpreter, builtin_interpreter, load_interpreter
 from .predictions import (
     Predictions, check_finite_annotations, detections_from_annotations, label_scores,
@@ -91,6 +91,21 @@ class _Job:
             self._left -= 1
             if self._left == 0:
                 self.done.set()
+
+
+class _OvPending(Pending):
+    def __init__(self, launcher: "OpenVinoLauncher", job: _Job, ctx: Any):
+        self._launcher, self._job, self._ctx = launcher, job, ctx
+
+    def ready(self) -> bool:
+        return self._job.done.is_set()
+
+    def wait(self) -> None:
+        self._job.done.wait()
+
+    def result(self) -> list[list[Annotation]]:
+        self._job.done.wait()
+        return self._launcher._finish(self._job, self._ctx)
 
 
 class OpenVinoLauncher(Launcher):
@@ -454,6 +469,15 @@ class OpenVinoLauncher(Launcher):
         finally:
             if pending:  # closed early: requests still read shared inputs
                 self._queue.wait_all()
+
+    def submit(self, batch: Sequence[np.ndarray]) -> Pending:
+        """Start one batch on the async queue and return at once (the engine's primitive)."""
+        return _OvPending(self, *self._submit(batch))
+
+    def padding(self, count: int) -> int:
+        if getattr(self, "_short_ok", False):  # short batches run as they are
+            return 0
+        return -count % self._batch
 
     # Inference -----------------------------------------------------------
     def _on_done(self, request: ov.InferRequest, userdata: tuple[_Job, int]) -> None:
