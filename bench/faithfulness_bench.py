@@ -150,7 +150,7 @@ def run_lime(launch, image, budget: int, targets: str | None, seed: int = 0):
     exp = explainer.explain_instance(rgb.astype(np.float64), classifier, labels=(0,),
                                      top_labels=None, hide_color=0, num_samples=budget,
                                      batch_size=launch.batch_size * 4,
-                                     segmentation_fn=segmenter, progress_bar=False)
+                                     segmentation_fn=segmenter)
     wall = time.perf_counter() - start
     weights = np.zeros(exp.segments.max() + 1, np.float32)
     for seg, w in exp.local_exp[0]:

@@ -70,7 +70,7 @@ class Segments(ExplainMethod):
             opt(["--levels"], default="16,48,128", show_default=True,
                 help="Superpixels per segmentation, comma-separated (one scale each)."),
             opt(["--prob"], type=click.FloatRange(0, 1, min_open=True, max_open=True),
-                default=0.5, show_default=True, help="Probability that a segment is kept."),
+                default=0.7, show_default=True, help="Probability that a segment is kept."),
             opt(["--compactness"], type=click.FloatRange(min=0, min_open=True), default=10.0,
                 show_default=True, help="Superpixel shape: higher follows colour less."),
             opt(["--iou", "--iou-thresh", "iou_thresh"], type=click.FloatRange(0, 1), default=0.9,
@@ -125,7 +125,9 @@ class Segments(ExplainMethod):
                  for n in levels]
         big = [upscale_labels(s, vh, vw) for s in small]
         sizes = [int(s.max()) + 1 for s in small]
-        rng = np.random.default_rng(np.random.SeedSequence(int(p.get("seed") or 0)))
+        # one stream per level: the masks never depend on the batch size
+        rngs = [np.random.default_rng(s) for s in
+                np.random.SeedSequence(int(p.get("seed") or 0)).spawn(len(levels))]
         step = int(p.get("batch_size") or launcher.batch_size or 1)
         bits: list[list[np.ndarray]] = [[] for _ in levels]
         scores: list[list[np.ndarray]] = [[] for _ in levels]
@@ -135,11 +137,12 @@ class Segments(ExplainMethod):
             while done < total:
                 count = min(step, total - done)
                 level = (done + np.arange(count)) % len(levels)  # levels in turn
-                keep = [rng.random((count, k)) < prob for k in sizes]  # one draw per level
                 out = np.empty((count, vh, vw), np.bool_)
-                for lv in range(len(levels)):
+                keep = []
+                for lv, k in enumerate(sizes):
                     rows = np.flatnonzero(level == lv)
-                    out[rows] = keep[lv][rows][:, big[lv]]
+                    keep.append(rngs[lv].random((len(rows), k)) < prob)
+                    out[rows] = keep[lv][:, big[lv]]
                 done += count
                 yield (level, keep), out
 
@@ -150,7 +153,7 @@ class Segments(ExplainMethod):
             for (level, keep), answer in answers:
                 for lv in range(len(levels)):
                     rows = np.flatnonzero(level == lv)
-                    bits[lv].append(keep[lv][rows])
+                    bits[lv].append(keep[lv])
                     scores[lv].append(answer.scores[rows])
                 used += len(level)
                 if progress:
