@@ -35,11 +35,22 @@ def parse_levels(text: str) -> list[int]:
     return levels
 
 
-def fit_levels(bits: list[np.ndarray], scores: list[np.ndarray], prob: float) -> list[np.ndarray]:
+def parse_probs(text) -> list[float]:
+    try:
+        probs = [float(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        probs = []
+    if not probs or not all(0 < v < 1 for v in probs):
+        raise click.BadParameter(f"expected comma-separated probabilities in (0, 1), got {text!r}")
+    return probs
+
+
+def fit_levels(bits: list[np.ndarray], scores: list[np.ndarray], probs: list[float]
+               ) -> list[np.ndarray]:
     """Per level: contributions [T, K] from keep bits [n, K] and scores [n, T] (ridge, float64,
     solved without BLAS-order dependence worth a rank flip: einsum products)."""
     out = []
-    for z, y in zip(bits, scores):
+    for z, y, prob in zip(bits, scores, probs):
         k, t = z.shape[1], y.shape[1]
         if len(z) < 2:
             out.append(np.zeros((t, k)))
@@ -68,9 +79,12 @@ class Segments(ExplainMethod):
             opt(["-s", "--max-samples"], type=click.IntRange(min=1), default=1000,
                 show_default=True, help="Number of masks."),
             opt(["--levels"], default="16,48,128", show_default=True,
+                callback=lambda ctx, param, v: (parse_levels(v), v)[1],
                 help="Superpixels per segmentation, comma-separated (one scale each)."),
-            opt(["--prob"], type=click.FloatRange(0, 1, min_open=True, max_open=True),
-                default=0.7, show_default=True, help="Probability that a segment is kept."),
+            opt(["--prob"], default="0.7", show_default=True,
+                callback=lambda ctx, param, v: (parse_probs(v), v)[1],
+                help="Probability that a segment is kept; several (comma-separated) take "
+                     "turns, each with its own fit (e.g. 0.8,0.4: dense and sparse contexts)."),
             opt(["--compactness"], type=click.FloatRange(min=0, min_open=True), default=10.0,
                 show_default=True, help="Superpixel shape: higher follows colour less."),
             opt(["--iou", "--iou-thresh", "iou_thresh"], type=click.FloatRange(0, 1), default=0.9,
@@ -104,8 +118,10 @@ class Segments(ExplainMethod):
         from explain_plugin.methods.view import view_of
 
         p = self.params
-        total, prob = int(p["max_samples"]), float(p["prob"])
+        total = int(p["max_samples"])
         levels = parse_levels(p.get("levels") or "16,48,128")
+        probs = parse_probs(p.get("prob") or "0.7")
+        groups = [(lv, pr) for pr in probs for lv in range(len(levels))]  # taking turns
         labels_names = [c.name for c in launcher.categories]
         spec = parse_targets(p.get("targets"), labels_names)
 
@@ -127,42 +143,41 @@ class Segments(ExplainMethod):
         sizes = [int(s.max()) + 1 for s in small]
         # one stream per level: the masks never depend on the batch size
         rngs = [np.random.default_rng(s) for s in
-                np.random.SeedSequence(int(p.get("seed") or 0)).spawn(len(levels))]
+                np.random.SeedSequence(int(p.get("seed") or 0)).spawn(len(groups))]
         step = int(p.get("batch_size") or launcher.batch_size or 1)
-        bits: list[list[np.ndarray]] = [[] for _ in levels]
-        scores: list[list[np.ndarray]] = [[] for _ in levels]
+        bits: list[list[np.ndarray]] = [[] for _ in groups]
+        scores: list[list[np.ndarray]] = [[] for _ in groups]
 
         def masks():
             done = 0
             while done < total:
                 count = min(step, total - done)
-                level = (done + np.arange(count)) % len(levels)  # levels in turn
+                group = (done + np.arange(count)) % len(groups)
                 out = np.empty((count, vh, vw), np.bool_)
                 keep = []
-                for lv, k in enumerate(sizes):
-                    rows = np.flatnonzero(level == lv)
-                    keep.append(rngs[lv].random((len(rows), k)) < prob)
-                    out[rows] = keep[lv][:, big[lv]]
+                for g, (lv, prob) in enumerate(groups):
+                    rows = np.flatnonzero(group == g)
+                    keep.append(rngs[g].random((len(rows), sizes[lv])) < prob)
+                    out[rows] = keep[g][:, big[lv]]
                 done += count
-                yield (level, keep), out
+                yield (group, keep), out
 
         evaluator = Evaluator(launcher, view, scorer, occlusion)
         answers = evaluator.imap(masks(), purpose="segments")
         used = 0
         with threadpool_limits(limits=1, user_api="blas"), closing(answers):
-            for (level, keep), answer in answers:
-                for lv in range(len(levels)):
-                    rows = np.flatnonzero(level == lv)
-                    bits[lv].append(keep[lv])
-                    scores[lv].append(answer.scores[rows])
-                used += len(level)
+            for (group, keep), answer in answers:
+                for g in range(len(groups)):
+                    bits[g].append(keep[g])
+                    scores[g].append(answer.scores[np.flatnonzero(group == g)])
+                used += len(group)
                 if progress:
                     progress(used, total)
             coefs = fit_levels([np.concatenate(b) for b in bits],
-                               [np.concatenate(s) for s in scores], prob)
+                               [np.concatenate(s) for s in scores], [pr for _, pr in groups])
         raw = np.zeros((len(targets), mh, mw), np.float64)
-        for coef, lab, k in zip(coefs, small, sizes):
-            raw += coef[:, lab] * (k / len(levels))  # contribution per unit of area
+        for coef, (lv, _) in zip(coefs, groups):
+            raw += coef[:, small[lv]] * (sizes[lv] / len(groups))  # contribution per unit area
         raw = raw.astype(np.float32)
         snap = Snapshot(normalize_maps(raw), targets, used, final=True, raw=raw,
                         baseline=np.zeros(len(targets), np.float32),
