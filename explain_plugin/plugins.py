@@ -20,6 +20,7 @@ DEFAULT_PLUGINS = (
     "explain_plugin.default_plugins.rex_script_launcher",
     "explain_plugin.default_plugins.rise_method",
     "explain_plugin.default_plugins.rex_method",
+    "explain_plugin.default_plugins.segments_method",
 )
 
 
