@@ -19,7 +19,8 @@ from explain_plugin.errors import CliError
 
 def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir: str,
                 model_name: str, target_option: str | None, target: str | None,
-                output_dir: str | None, overwrite: bool) -> Path:
+                output_dir: str | None, overwrite: bool, subsets=(), filter_expr=None,
+                ids=None, limit=None, run_name=None, quiet=False) -> Path:
     from explain_plugin.api import item_info, run_method
     from explain_plugin.methods.base import NothingToExplain
     from explain_plugin.models import load_launcher
@@ -35,6 +36,14 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
     project = Project.open(project_dir)
     model_entry = project.model(model_name)
     resolved = load_target(project, target_name)
+    if resolved.image_path is None:
+        from explain_plugin.dataset_run import RunRequest, run_dataset
+        from explain_plugin.selection import Selection, parse_ids
+
+        selection = Selection(tuple(subsets or ()), filter_expr, tuple(parse_ids(ids)), limit)
+        return run_dataset(RunRequest(method_cls, method_params, model_name, target_name,
+                                      selection, run_name, output_dir, overwrite, quiet),
+                           project, resolved.dataset)
 
     identity = {
         "method": method_cls.name,
