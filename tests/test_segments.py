@@ -98,7 +98,8 @@ def test_grey_image_and_metrics(classifier):
     assert snap.maps[0][h // 2:, : w // 2].mean() > 2 * snap.maps[0][: h // 2].mean()
     m = snap.metrics[0]
     assert m["steps"] == 10 and 0 <= m["deletion_auc"] < m["insertion_auc"] <= 1
-    assert snap.evaluations["metrics"] == 2 * 11
+    # two 11-point curves, plus the area's binary search on the mask value (a few evaluations)
+    assert 2 * 11 < snap.evaluations["metrics"] <= 2 * 11 + 8
 
 
 def test_bad_levels_is_one_line(datum, tmp_path):
