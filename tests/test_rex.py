@@ -26,20 +26,6 @@ def rex(launcher, image, **params):
     return snaps[0]
 
 
-@pytest.fixture(scope="module")
-def classifier(known_models):
-    xml = known_models["classifier"]
-    return OpenVinoLauncher(description=str(xml), weights=str(xml.with_suffix(".bin")),
-                            interpreter=str(known_models["classifier_0x"]))
-
-
-@pytest.fixture(scope="module")
-def detector(known_models):
-    xml = known_models["detector"]
-    return OpenVinoLauncher(description=str(xml), weights=str(xml.with_suffix(".bin")),
-                            interpreter=str(known_models["detector_0x"]))
-
-
 def lit(h, w, levels, seed=0):
     """Grey noise with quadrant k at brightness ``levels[k]`` (+-10)."""
     rng = np.random.default_rng(seed)

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import grey_noise
 
 from explain_plugin.launchers.openvino import OpenVinoLauncher
 from explain_plugin.methods.rise import Rise
@@ -24,25 +25,6 @@ def final(method: Rise, launcher, image):
     snaps = list(method.explain(launcher, image))
     assert snaps[-1].final
     return snaps
-
-
-@pytest.fixture(scope="module")
-def classifier(known_models):
-    xml = known_models["classifier"]
-    return OpenVinoLauncher(description=str(xml), weights=str(xml.with_suffix(".bin")),
-                            interpreter=str(known_models["classifier_0x"]))
-
-
-@pytest.fixture(scope="module")
-def detector(known_models):
-    xml = known_models["detector"]
-    return OpenVinoLauncher(description=str(xml), weights=str(xml.with_suffix(".bin")),
-                            interpreter=str(known_models["detector_0x"]))
-
-
-def grey_noise(h: int, w: int, seed: int = 3) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return rng.integers(100, 156, (h, w, 3), dtype=np.uint8)
 
 
 def test_each_class_lights_up_its_own_region(classifier):

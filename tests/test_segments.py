@@ -8,8 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import grey_noise
 
-from explain_plugin.launchers.openvino import OpenVinoLauncher
 from explain_plugin.methods.segments import Segments, superpixels
 from explain_plugin.samples import known_answer
 
@@ -20,25 +20,6 @@ def run(launcher, image, **params):
     snaps = list(Segments.with_defaults(**params).explain(launcher, image))
     assert len(snaps) == 1 and snaps[-1].final
     return snaps[-1]
-
-
-@pytest.fixture(scope="module")
-def classifier(known_models):
-    xml = known_models["classifier"]
-    return OpenVinoLauncher(description=str(xml), weights=str(xml.with_suffix(".bin")),
-                            interpreter=str(known_models["classifier_0x"]))
-
-
-@pytest.fixture(scope="module")
-def detector(known_models):
-    xml = known_models["detector"]
-    return OpenVinoLauncher(description=str(xml), weights=str(xml.with_suffix(".bin")),
-                            interpreter=str(known_models["detector_0x"]))
-
-
-def grey_noise(h: int, w: int, seed: int = 3) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return rng.integers(100, 156, (h, w, 3), dtype=np.uint8)
 
 
 def test_superpixels_cover_the_image_with_about_the_asked_count():
@@ -98,7 +79,8 @@ def test_grey_image_and_metrics(classifier):
     assert snap.maps[0][h // 2:, : w // 2].mean() > 2 * snap.maps[0][: h // 2].mean()
     m = snap.metrics[0]
     assert m["steps"] == 10 and 0 <= m["deletion_auc"] < m["insertion_auc"] <= 1
-    assert snap.evaluations["metrics"] == 2 * 11
+    # two 11-point curves, plus the area's binary search on the mask value (a few evaluations)
+    assert 2 * 11 < snap.evaluations["metrics"] <= 2 * 11 + 8
 
 
 def test_bad_levels_is_one_line(datum, tmp_path):

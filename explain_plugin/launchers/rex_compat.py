@@ -14,8 +14,6 @@ A script that imports a package that is not installed fails with a one-line
 from __future__ import annotations
 
 import importlib.util
-import sys
-import threading
 import types
 from contextlib import contextmanager
 from functools import lru_cache
@@ -24,6 +22,7 @@ from typing import Any, Iterator, Optional
 import numpy as np
 
 from explain_plugin.errors import CliError
+from explain_plugin.launchers.served_modules import ServedModules
 
 __all__ = ["Data", "Prediction", "from_pytorch_tensor", "rex_installed", "rex_imports",
            "missing_package_error", "to_numpy"]
@@ -251,36 +250,18 @@ def _stand_ins() -> dict[str, types.ModuleType]:
     return mods
 
 
-_lock = threading.RLock()
-_depth = 0
-_saved: dict[str, types.ModuleType | None] = {}
+_served = ServedModules(lambda: _stand_ins())
 
 
 @contextmanager
 def rex_imports() -> Iterator[None]:
     """Serve the stand-ins from ``sys.modules`` for the duration (re-entrant); a
     no-op when ``rex_xai`` is installed."""
-    global _depth
     if rex_installed():
         yield
         return
-    with _lock:
-        if _depth == 0:
-            for name, module in _stand_ins().items():
-                _saved[name] = sys.modules.get(name)
-                sys.modules[name] = module
-        _depth += 1
-        try:
-            yield
-        finally:
-            _depth -= 1
-            if _depth == 0:
-                for name, module in _saved.items():
-                    if module is None:
-                        sys.modules.pop(name, None)
-                    else:
-                        sys.modules[name] = module
-                _saved.clear()
+    with _served.serve():
+        yield
 
 
 def missing_package_error(script: str, exc: ModuleNotFoundError) -> CliError | None:

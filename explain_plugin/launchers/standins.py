@@ -44,6 +44,16 @@ def _same(a, b) -> bool:
     return all(getattr(a, f.name) == getattr(b, f.name) for f in a.__attrs_attrs__)
 
 
+def _set_ids(ann, id, group, object_id) -> None:
+    """The id fields as Datumaro's converters make them (a fast path for plain ints)."""
+    if type(id) is int and type(group) is int and type(object_id) is int:
+        ann.id, ann.group, ann.object_id = id, group, object_id
+    else:
+        ann.id = _int_field(id, 0)
+        ann.group = _int_field(group, 0)
+        ann.object_id = _int_field(object_id, -1)
+
+
 class Label(_RealLabel):
     """``datumaro.components.annotation.Label`` without the attrs validators."""
 
@@ -52,12 +62,7 @@ class Label(_RealLabel):
     def __init__(self, label, *, id=0, attributes=None, group=0, object_id=-1):
         self.label = int(label)
         self.attributes = attributes if type(attributes) is dict else _attributes(attributes)
-        if type(id) is int and type(group) is int and type(object_id) is int:
-            self.id, self.group, self.object_id = id, group, object_id
-        else:
-            self.id = _int_field(id, 0)
-            self.group = _int_field(group, 0)
-            self.object_id = _int_field(object_id, -1)
+        _set_ids(self, id, group, object_id)
 
     def __eq__(self, other):
         if not isinstance(other, _RealLabel) or type(other).__eq__ not in (_RealLabel.__eq__, Label.__eq__):
@@ -78,12 +83,7 @@ class Bbox(_RealBbox):
         self.label = None if label is None else int(label)
         self.z_order = z_order if type(z_order) is int else _int_field(z_order, 0)
         self.attributes = attributes if type(attributes) is dict else _attributes(attributes)
-        if type(id) is int and type(group) is int and type(object_id) is int:
-            self.id, self.group, self.object_id = id, group, object_id
-        else:
-            self.id = _int_field(id, 0)
-            self.group = _int_field(group, 0)
-            self.object_id = _int_field(object_id, -1)
+        _set_ids(self, id, group, object_id)
 
     @property
     def points(self) -> list[float]:

@@ -24,6 +24,25 @@ class TargetSpec:
         return iter((self.kind, self.value))
 
 
+
+def detection_options(iou: float = 0.9, iou_help: str = "Detections: min IoU for a masked "
+                      "detection to count.") -> list:
+    """``--iou``, ``--nms`` and ``--conf``: which detected boxes a method explains and how a
+    masked image's boxes are matched to them (the same flags for every method)."""
+    import click
+
+    opt = click.Option
+    return [
+        opt(["--iou", "--iou-thresh", "iou_thresh"], type=click.FloatRange(0, 1), default=iou,
+            show_default=True, help=iou_help),
+        opt(["--nms", "--nms-iou-thresh", "nms_iou_thresh"], type=click.FloatRange(0, 1),
+            default=0.0, show_default=True,
+            help="Detections: NMS IoU threshold on the clean image's boxes (0: off)."),
+        opt(["--conf", "--det-conf-thresh", "det_conf_thresh"], type=click.FloatRange(0, 1),
+            default=0.0, show_default=True,
+            help="Detections: min confidence of a clean-image box to explain."),
+    ]
+
 def parse_targets(spec: str | None, labels: Sequence[str]) -> TargetSpec:
     """Parse ``--targets``. The default is the top-1 class for a classifier and every
     box for a detector."""

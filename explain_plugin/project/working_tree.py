@@ -78,25 +78,27 @@ def rewrite_source(project, source: str, change: Callable) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def filter_in_place(project, target: str, expr: str, filter_args: dict,
-                    stage: bool = True, apply: bool = True) -> list[str]:
+def _rewrite_in_place(project, target: str, op, kind: str, name: str, params: dict,
+                      stage: bool, apply: bool) -> list[str]:
+    """Apply ``op`` to each target source's data and/or record it as a build stage."""
     names = targets_of(project, target)
-    for name in names:
+    for source in names:
         if apply:
-            rewrite_source(project, name, lambda ds: ds.filter(expr, **filter_args))
+            rewrite_source(project, source, op)
         if stage:
-            add_stage(project, name, "filter", "", {"expr_or_filter_func": expr, **filter_args})
+            add_stage(project, source, kind, name, params)
     project.save()
     return names
+
+
+def filter_in_place(project, target: str, expr: str, filter_args: dict,
+                    stage: bool = True, apply: bool = True) -> list[str]:
+    return _rewrite_in_place(project, target, lambda ds: ds.filter(expr, **filter_args),
+                             "filter", "", {"expr_or_filter_func": expr, **filter_args},
+                             stage, apply)
 
 
 def transform_in_place(project, target: str, transform: str, params: dict,
                        stage: bool = True, apply: bool = True) -> list[str]:
-    names = targets_of(project, target)
-    for name in names:
-        if apply:
-            rewrite_source(project, name, lambda ds: ds.transform(transform, **params))
-        if stage:
-            add_stage(project, name, "transform", transform, params)
-    project.save()
-    return names
+    return _rewrite_in_place(project, target, lambda ds: ds.transform(transform, **params),
+                             "transform", transform, params, stage, apply)

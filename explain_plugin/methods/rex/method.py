@@ -39,6 +39,7 @@ class Rex(ExplainMethod):
     @classmethod
     def options(cls) -> list[click.Parameter]:
         from explain_plugin.methods.metrics import metric_options
+        from explain_plugin.methods.targets import detection_options
 
         opt = click.Option
         d = DEFAULTS
@@ -77,16 +78,8 @@ class Rex(ExplainMethod):
             opt(["--targets"], default=None,
                 help="What to explain: top:K, all, or label names/ids (comma-separated). "
                      "Default: the top class; every box for detectors."),
-            opt(["--iou", "--iou-thresh", "iou_thresh"], type=click.FloatRange(0, 1),
-                default=0.5, show_default=True,
-                help="Detections: a mutant passes when a box of the target's label with "
-                     "at least this IoU survives."),
-            opt(["--nms", "--nms-iou-thresh", "nms_iou_thresh"], type=click.FloatRange(0, 1),
-                default=0.0, show_default=True,
-                help="Detections: NMS IoU threshold on the clean image's boxes (0: off)."),
-            opt(["--conf", "--det-conf-thresh", "det_conf_thresh"], type=click.FloatRange(0, 1),
-                default=0.0, show_default=True,
-                help="Detections: min confidence of a clean-image box to explain."),
+            *detection_options(0.5, "Detections: a mutant passes when a box of the target's "
+                                    "label with at least this IoU survives."),
             opt(["-b", "--batch-size"], type=click.IntRange(min=1), default=None,
                 help="Images per inference batch (default: the launcher's)."),
             *metric_options(),

@@ -33,6 +33,7 @@ class Rise(ExplainMethod):
     @classmethod
     def options(cls) -> list[click.Parameter]:
         from explain_plugin.methods.metrics import metric_options
+        from explain_plugin.methods.targets import detection_options
 
         opt = click.Option
         return [
@@ -44,14 +45,7 @@ class Rise(ExplainMethod):
                 show_default=True, help="Mask grid height, in cells."),
             opt(["--prob"], type=click.FloatRange(0, 1, min_open=True, max_open=True),
                 default=0.5, show_default=True, help="Probability that a cell is kept."),
-            opt(["--iou", "--iou-thresh", "iou_thresh"], type=click.FloatRange(0, 1), default=0.9,
-                show_default=True, help="Detections: min IoU for a masked detection to count."),
-            opt(["--nms", "--nms-iou-thresh", "nms_iou_thresh"], type=click.FloatRange(0, 1),
-                default=0.0, show_default=True,
-                help="Detections: NMS IoU threshold on the clean image's boxes (0: off)."),
-            opt(["--conf", "--det-conf-thresh", "det_conf_thresh"], type=click.FloatRange(0, 1),
-                default=0.0, show_default=True,
-                help="Detections: min confidence of a clean-image box to explain."),
+            *detection_options(),
             opt(["-b", "--batch-size"], type=click.IntRange(min=1), default=None,
                 help="Masks per accumulation step (default: the launcher's batch); "
                      "inference always runs in the launcher's full batches."),

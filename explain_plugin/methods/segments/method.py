@@ -73,6 +73,7 @@ class Segments(ExplainMethod):
     @classmethod
     def options(cls) -> list[click.Parameter]:
         from explain_plugin.methods.metrics import metric_options
+        from explain_plugin.methods.targets import detection_options
 
         opt = click.Option
         return [
@@ -87,14 +88,7 @@ class Segments(ExplainMethod):
                      "turns, each with its own fit (e.g. 0.8,0.4: dense and sparse contexts)."),
             opt(["--compactness"], type=click.FloatRange(min=0, min_open=True), default=10.0,
                 show_default=True, help="Superpixel shape: higher follows colour less."),
-            opt(["--iou", "--iou-thresh", "iou_thresh"], type=click.FloatRange(0, 1), default=0.9,
-                show_default=True, help="Detections: min IoU for a masked detection to count."),
-            opt(["--nms", "--nms-iou-thresh", "nms_iou_thresh"], type=click.FloatRange(0, 1),
-                default=0.0, show_default=True,
-                help="Detections: NMS IoU threshold on the clean image's boxes (0: off)."),
-            opt(["--conf", "--det-conf-thresh", "det_conf_thresh"], type=click.FloatRange(0, 1),
-                default=0.0, show_default=True,
-                help="Detections: min confidence of a clean-image box to explain."),
+            *detection_options(),
             opt(["-b", "--batch-size"], type=click.IntRange(min=1), default=None,
                 help="Masks per step (default: the launcher's batch)."),
             opt(["--seed"], type=int, default=0, show_default=True, help="Random seed."),
