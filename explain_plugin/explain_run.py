@@ -1,7 +1,8 @@
 """One ``datum explain`` run: project -> model -> launcher -> method -> writer.
 
-Each finished item is recorded in ``run.json`` at once, so an interrupted run
-started again with the same command resumes at the first unfinished item.
+A dataset target (the project, a source, ``PATH:FORMAT``) goes to ``dataset_run``;
+a single image (``-t image.png``) is explained here into loose files and ``run.json``,
+which a rerun of the same command finds done.
 """
 from __future__ import annotations
 
@@ -22,9 +23,7 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
                 output_dir: str | None, overwrite: bool, subsets=(), filter_expr=None,
                 ids=None, limit=None, run_name=None, quiet=False) -> Path:
     from explain_plugin.api import item_info, run_method
-    from explain_plugin.methods.base import NothingToExplain
     from explain_plugin.models import load_launcher
-    from explain_plugin.names import item_relpath
     from explain_plugin.project import Project
     from explain_plugin.targets import item_image, load_target
     from explain_plugin.writers.images import ImageWriter, map_info
@@ -48,7 +47,7 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
     identity = {
         "method": method_cls.name,
         "model": {"name": model_name, **model_entry},
-        "target": str(resolved.image_path.resolve()) if resolved.image_path else target_name,
+        "target": str(resolved.image_path.resolve()),
         "parameters": {k: v for k, v in sorted(method_params.items())
                        if k not in method_cls.presentation_options},
     }
@@ -69,7 +68,7 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
         if manifest.done(key):
             skipped += 1
             continue
-        stem = resolved.image_path.stem if resolved.image_path else item_relpath(key)
+        stem = resolved.image_path.stem
         image = item_image(item)
 
         def on_snapshot(snap):
@@ -80,17 +79,9 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
                 display = display or _Display()
                 display.show(image, snap)
 
-        try:
-            with _progress_bar(key) as update:
-                result = run_method(method, launcher, image, progress=update,
-                                    item=item_info(item, resolved.dataset),
-                                    on_snapshot=on_snapshot)
-        except NothingToExplain as e:
-            if resolved.image_path:
-                raise
-            click.echo(f"{key}: {e}", err=True)
-            manifest.record(key, {"files": [], "targets": [], "note": str(e)})
-            continue
+        with _progress_bar(key) as update:
+            result = run_method(method, launcher, image, progress=update,
+                                item=item_info(item, resolved.dataset), on_snapshot=on_snapshot)
         files = result.save(out_dir, stem)
         for note in result.notes:
             click.echo(f"{key}: {note}", err=True)
