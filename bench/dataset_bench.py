@@ -9,8 +9,9 @@ configuration runs in its own process:
   load, the item pipeline, the dataset/CSV/report assembly: the whole command);
 * bound: right before and right after, in the same process, ``launcher.stream`` of pre-made
   masked images at the sizes RISE feeds (the view size of each photo size),
-  cycled; steady images/s (mean of before and after). bound = N * (M + 1) / rate: the same number of
-  evaluations (M masks plus the clean prediction per item) at pure-inference speed;
+  cycled; steady images/s (mean of before and after). bound = E / rate, E the
+  evaluations the run made (run.json: masks, clean passes and the --metrics curves)
+  at pure-inference speed;
 * ratio = run wall time / bound (1.00 = the run costs nothing beyond inference);
   loop ratio = the item loop alone (run.json ``times.seconds``) / bound;
 * peak RSS: the process's high-water mark during the run minus its RSS right
@@ -113,9 +114,11 @@ def worker(args) -> None:
     _, rate_after = _stream_bound(launch, pool, 400)
     rate = (rate_before + rate_after) / 2
     run = json.loads((root / "proj" / "explanations" / name / "run.json").read_text())
-    evaluations = args.n * (args.masks + 1)
+    # Every evaluation the run made (masks, clean passes, --metrics curves), per run.json.
+    evaluations = sum(sum(entry.get("evaluations", {}).values()) or entry.get("masks_used", 0)
+                      for entry in run["items"].values())
     bound = evaluations / rate
-    print(json.dumps({"n": args.n, "wall": wall, "loop": run["times"]["seconds"],
+    print(json.dumps({"n": args.n, "evaluations": evaluations, "wall": wall, "loop": run["times"]["seconds"],
                       "bound": bound, "rate": rate, "rate_spread": abs(rate_before - rate_after) / rate, "items_per_s": args.n / wall,
                       "ratio": wall / bound, "loop_ratio": run["times"]["seconds"] / bound,
                       "rss_mb": rss.peak_mb}))

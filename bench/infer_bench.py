@@ -3,7 +3,7 @@
 Baselines: ``compiled_model(x)`` sync at batch 1, and a raw ``AsyncInferQueue``
 (THROUGHPUT hint, optimal number of requests) fed ready-made NCHW tensors at
 the same batch as each launcher. The launcher is fed HWC float32 BGR images
-at the model size (what RISE feeds) and returns annotations, so it also pays
+at the model size, one [B,H,W,3] array per batch (what RISE feeds) and returns annotations, so it also pays
 for layout conversion and interpretation. Median of several repetitions.
 
 Models: Datumaro's RISE test model (when ../shared is there), a 300 MFLOP conv
@@ -29,7 +29,10 @@ sys.path.insert(0, str(ROOT))
 
 from explain_plugin.launchers.openvino import OpenVinoLauncher  # noqa: E402
 
-SHARED_MODEL = ROOT.parent / "shared" / "datumaro-assets" / "model.xml"
+# ../shared next to the checkout (/work/main) or next to the worktrees' folder (/work/wt/<name>)
+SHARED_MODEL = next((p / "shared" / "datumaro-assets" / "model.xml" for p in ROOT.parents
+                     if (p / "shared" / "datumaro-assets" / "model.xml").is_file()),
+                    ROOT.parent / "shared" / "datumaro-assets" / "model.xml")
 
 
 def build_conv_model(out_dir: Path, size: int = 224) -> tuple[Path, float]:
@@ -100,11 +103,13 @@ def bench_model(xml: Path, n_images: int, reps: int, batches: list[int]) -> dict
 
         return run, len(chunks) * b
 
+    stacked = np.stack(images)  # RISE feeds one [B,H,W,3] float32 array per batch
+
     def through(launcher: OpenVinoLauncher):
         b = launcher.batch_size
 
         def run():
-            for _ in launcher.stream(images[i : i + b] for i in range(0, n_images, b)):
+            for _ in launcher.stream(stacked[i : i + b] for i in range(0, n_images, b)):
                 pass
 
         return run, n_images

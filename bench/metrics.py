@@ -17,6 +17,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from explain_plugin.methods.metrics import auc, rank  # one definition, the package's
+
 __all__ = ["Rss", "rss_kb", "deletion_insertion", "auc"]
 
 
@@ -81,21 +83,6 @@ class Rss:
         return self.base_kb / 1024
 
 
-def auc(curve: np.ndarray) -> np.ndarray:
-    """Area under curves sampled at evenly spaced fractions 0..1 (last axis), trapezoids."""
-    curve = np.asarray(curve, np.float64)
-    steps = curve.shape[-1] - 1
-    return (curve.sum(axis=-1) - 0.5 * (curve[..., 0] + curve[..., -1])) / steps
-
-
-def _rank(saliency: np.ndarray) -> np.ndarray:
-    """Each pixel's rank by decreasing saliency (0 = most salient), ties by position."""
-    order = np.argsort(-saliency.reshape(-1), kind="stable")
-    rank = np.empty(order.size, np.int64)
-    rank[order] = np.arange(order.size)
-    return rank.reshape(saliency.shape)
-
-
 def deletion_insertion(
     score_fn: Callable[[Sequence[np.ndarray]], np.ndarray],
     image: np.ndarray,
@@ -120,7 +107,7 @@ def deletion_insertion(
     dels, inss = [], []
     for sal in maps:
         sal = cv2.resize(np.asarray(sal, np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-        chosen = _rank(sal)[None] < counts[:, None, None]  # [steps+1, h, w]
+        chosen = rank(sal)[None] < counts[:, None, None]  # [steps+1, h, w]
         deleted = np.where(chosen[..., None], np.float32(deleted_value), image[None])
         inserted = np.where(chosen[..., None], image[None], blurred[None])
         dels.append(auc(score_fn(list(deleted))))

@@ -31,12 +31,26 @@ the opset API stands in (timings and memory only; its maps mean nothing).
 3. ``--converge TOL`` (snapshot every 100 masks, cap 4000): masks used and the
    AUC change vs the 4000-mask map. Goal: the N=4000 quality with <= 1500 masks.
 
+``--script`` picks the interpreters of section 1 (comma-separated): ``sample``
+(the 0.x top-5 sample script, default), ``builtin`` (no script: the [N,C] output
+read as class scores) and ``documented`` (two scripts written as Datumaro
+documents them, one ``Label(i, attributes={"score": p})`` per class: a 0.x
+``process_outputs`` and a 1.x ``IModelInterpreter``; ``doc0x``/``doc1x`` pick one).
+Section 1 then also reports the CPU ratio (process CPU time, all threads, of RISE
+over that of the raw bound: on a machine shared with other jobs it moves far
+less than wall time), the raw bound (a bare ``AsyncInferQueue`` on pre-made
+NCHW tensors of the same IR at the launcher's batch, in the same process) and the
+marginal cost per mask between the smallest and largest N over that bound, and
+the launcher's interpretation path.
+
 Timings on a shared machine: compare ratios, not seconds.
 
     /work/venv/bin/python bench/rise_bench.py            # full run, ~15 min on 2 cores
     /work/venv/bin/python bench/rise_bench.py --quick    # smoke check, < 1 min
     options: --reps R  --photos chelsea,coffee  --tols 0.01,0.005  --skip-overhead  --skip-quality
              --blas1 (overhead workers with OPENBLAS_NUM_THREADS=1)
+             --script sample,builtin,documented  --sizes 1000,6000  --targets top1,all
+    e.g. bench/rise_bench.py --skip-quality --script builtin,documented --sizes 1000,6000 --reps 3
 """
 from __future__ import annotations
 
@@ -85,6 +99,60 @@ def get_categories():
 
 
 # ------------------------------------------------------------------ model
+DOCUMENTED_0X = '''\
+# Datumaro 0.x interpreter as Datumaro documents it: one Label per class.
+import os
+
+from datumaro.components.extractor import *
+from datumaro.util.annotation_util import softmax
+
+
+def process_outputs(inputs, outputs):
+    results = []
+    for input, output in zip(inputs, outputs):
+        probs = softmax(output)
+        results.append([Label(i, attributes={{"score": p}}) for i, p in enumerate(probs)])
+    return results
+
+
+def get_categories():
+    with open(os.path.join({labels_dir!r}, "labels.txt"), encoding="utf-8") as f:
+        names = [line.rstrip("\\n") for line in f if line.strip()]
+    return {{AnnotationType.label: LabelCategories.from_iterable(names)}}
+'''
+
+DOCUMENTED_1X = '''\
+# Datumaro 1.x interpreter as Datumaro documents it: one Label per class.
+import os
+from typing import List, Tuple
+
+import numpy as np
+
+from datumaro.components.abstracts.model_interpreter import IModelInterpreter, ModelPred, PrepInfo
+from datumaro.components.annotation import Annotation, AnnotationType, Label, LabelCategories
+from datumaro.components.dataset_base import DatasetItem
+
+from explain_plugin.samples.efficientnet_lite0 import preprocess as prepare_image, softmax
+
+
+class DocumentedInterpreter(IModelInterpreter):
+    def preprocess(self, inp: DatasetItem) -> Tuple[np.ndarray, PrepInfo]:
+        img = inp.media.data
+        return prepare_image(img), img.shape[:2]
+
+    def postprocess(self, pred: ModelPred, info: PrepInfo) -> List[Annotation]:
+        probs = softmax(pred["logits"])
+        return [Label(i, attributes={{"score": p}}) for i, p in enumerate(probs)]
+
+    def get_categories(self):
+        with open(os.path.join({labels_dir!r}, "labels.txt"), encoding="utf-8") as f:
+            names = [line.rstrip("\\n") for line in f if line.strip()]
+        return {{AnnotationType.label: LabelCategories.from_iterable(names)}}
+'''
+
+SCRIPTS = ("sample", "builtin", "doc0x", "doc1x")
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("EXPLAIN_PLUGIN_SAMPLE_CACHE") or Path.home() / ".cache" / "explain-plugin")
 
@@ -111,6 +179,13 @@ def model_files(scratch: Path) -> dict:
     files["metric_interpreter"] = metric
     if files.get("interpreter") is None:
         files["interpreter"] = metric
+    labels_dir = str(files["xml"].parent)
+    if not (files["xml"].parent / "labels.txt").is_file():
+        (scratch / "labels.txt").write_text("".join(f"{i}\n" for i in range(files["classes"])))
+        labels_dir = str(scratch)
+    for name, text in (("doc0x", DOCUMENTED_0X), ("doc1x", DOCUMENTED_1X)):
+        files[name] = scratch / f"documented_{name}.py"
+        files[name].write_text(text.format(labels_dir=labels_dir), encoding="utf-8")
     return files
 
 
@@ -154,12 +229,17 @@ def gflop(xml: Path) -> float:
     return total / 1e9
 
 
-def launcher(files: dict, metric: bool = False):
+def launcher(files: dict, metric: bool = False, script: str = "sample"):
+    """``script``: one of SCRIPTS (the 1.x one sizes images itself: no --rescale)."""
     from explain_plugin.launchers.openvino import OpenVinoLauncher
 
-    script = files["metric_interpreter"] if metric else files["interpreter"]
+    path = {"sample": files["interpreter"], "builtin": None, "doc0x": files["doc0x"],
+            "doc1x": files["doc1x"]}[script]
+    if metric:
+        path = files["metric_interpreter"]
     return OpenVinoLauncher(description=str(files["xml"]), weights=str(files["bin"]),
-                            interpreter=str(script), rescale="crop")
+                            interpreter=str(path) if path else None,
+                            rescale=None if script == "doc1x" else "crop")
 
 
 def photos(names: list[str]) -> dict[str, np.ndarray]:
@@ -206,6 +286,35 @@ def _stream_bound(launch, pool: list[np.ndarray], n: int) -> tuple[float, float]
     return first_t + (n - first_n) / rate, rate
 
 
+def _raw_bound(files: dict, launch, pool: list[np.ndarray], n: int) -> float:
+    """Seconds a bare AsyncInferQueue (THROUGHPUT hint, optimal requests) takes for ``n``
+    images at the launcher's batch, fed pre-made tensors of the model's input (measured
+    on up to TP_IMAGES images, scaled to ``n``)."""
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(str(files["xml"]), str(files["bin"]))
+    shape = model.inputs[0].get_partial_shape()
+    b = launch.batch_size
+    shape[0] = b
+    model.reshape({model.inputs[0]: shape})
+    compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"})
+    queue = ov.AsyncInferQueue(compiled, 0)
+    queue.set_callback(lambda req, _: req.get_output_tensor(0).data.copy())
+    dims = [d.get_length() for d in compiled.inputs[0].get_partial_shape()]
+    rng = np.random.default_rng(0)
+    tensors = [rng.uniform(0, 255, dims).astype(np.float32) for _ in range(max(1, len(pool) // b))]
+    for t in tensors[:2]:
+        queue.start_async({0: t}, share_inputs=True)
+    queue.wait_all()
+    m = -(-min(n, TP_IMAGES) // b)  # up to TP_IMAGES images measured, the rest at that rate
+    start = time.perf_counter()
+    for i in range(m):
+        queue.start_async({0: tensors[i % len(tensors)]}, share_inputs=True)
+    queue.wait_all()
+    return (time.perf_counter() - start) * n / (m * b)
+
+
 def overhead_worker(args) -> None:
     """One configuration, in its own process; prints one JSON line."""
     from explain_plugin.methods.masks import MaskGenerator
@@ -213,7 +322,7 @@ def overhead_worker(args) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         files = model_files(Path(tmp))
-        launch = launcher(files)
+        launch = launcher(files, script=args.script)
         image = photos([args.photo])[args.photo]
         work = working_image(image, launch)
         masks = MaskGenerator(7, 7, 0.5, seed=12345).next(POOL, *work.shape[:2])
@@ -226,14 +335,23 @@ def overhead_worker(args) -> None:
             pass
         runs = []
         for rep in range(args.reps):
+            cpu = time.process_time()  # every thread of this process: robust to other load
             bound, rate = _stream_bound(launch, pool, args.n)
+            stream_cpu = (time.process_time() - cpu) * args.n / min(args.n, TP_IMAGES)
+            cpu = time.process_time()
+            raw = _raw_bound(files, launch, pool, args.n)
+            raw_cpu = (time.process_time() - cpu) * args.n / min(args.n, TP_IMAGES)
             rise = Rise.with_defaults(max_samples=args.n, targets=targets, seed=rep)
             with Rss() as rss:
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 for snap in rise.explain(launch, image):
                     pass
                 wall = time.perf_counter() - start
+                rise_cpu = time.process_time() - cpu
             runs.append({"wall": wall, "bound": bound, "rate": rate, "ratio": wall / bound,
+                         "raw": raw, "raw_ratio": wall / raw, "path": launch.interpretation_path,
+                         "cpu": rise_cpu, "raw_cpu": raw_cpu, "cpu_ratio": rise_cpu / raw_cpu,
+                         "stream_cpu_ratio": stream_cpu / raw_cpu,
                          "rss_mb": rss.peak_mb, "base_mb": rss.base_mb,
                          "maps": list(snap.maps.shape), "resettable": rss.resettable})
     print(json.dumps(runs))
@@ -241,29 +359,47 @@ def overhead_worker(args) -> None:
 
 def overhead(args, sizes: list[int]) -> None:
     rows = []
-    for targets in ("top1", "all"):
-        for n in sizes:
-            cmd = [sys.executable, __file__, "--worker", "--n", str(n), "--targets", targets,
-                   "--reps", str(args.reps), "--photo", args.photos[0]]
-            env = dict(os.environ, **({"OPENBLAS_NUM_THREADS": "1"} if args.blas1 else {}))
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            if proc.returncode:
-                raise SystemExit(f"worker failed ({' '.join(cmd)}):\n{proc.stderr[-3000:]}")
-            runs = json.loads(proc.stdout.strip().splitlines()[-1])
-            rows.append((n, targets, runs))
+    for script in args.scripts:
+        for targets in args.target_sets:
+            for n in sizes:
+                cmd = [sys.executable, __file__, "--worker", "--n", str(n), "--targets", targets,
+                       "--reps", str(args.reps), "--photo", args.photos[0], "--script", script]
+                env = dict(os.environ, **({"OPENBLAS_NUM_THREADS": "1"} if args.blas1 else {}))
+                proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+                if proc.returncode:
+                    raise SystemExit(f"worker failed ({' '.join(cmd)}):\n{proc.stderr[-3000:]}")
+                runs = json.loads(proc.stdout.strip().splitlines()[-1])
+                rows.append((script, n, targets, runs))
     med = statistics.median
     blas = os.environ.get("OPENBLAS_NUM_THREADS", "default") if not args.blas1 else "1"
-    print(f"\n1. RISE overhead over launcher.stream (OPENBLAS_NUM_THREADS={blas}; {args.photos[0]}, working image "
-          f"{args.work_hw[0]}x{args.work_hw[1]}; median of {args.reps}, each in its own process)")
-    print(f"  {'N':>5} {'targets':>8} {'maps':>14} {'stream img/s':>12} {'RISE img/s':>10} "
-          f"{'ratio':>6} {'(min-max)':>11} {'peak dRSS MB':>12} {'base RSS MB':>11}")
-    for n, targets, runs in rows:
+    print(f"\n1. RISE overhead over launcher.stream and over a bare AsyncInferQueue (raw) "
+          f"(OPENBLAS_NUM_THREADS={blas}; {args.photos[0]}, median of {args.reps}, each config in "
+          f"its own process)")
+    print(f"  {'script':>7} {'path':>7} {'N':>5} {'targets':>7} {'maps':>14} {'stream img/s':>12} "
+          f"{'RISE img/s':>10} {'ratio':>6} {'(min-max)':>11} {'raw ratio':>9} {'CPU ratio':>9} "
+          f"{'peak dRSS MB':>12} {'base RSS MB':>11}")
+    for script, n, targets, runs in rows:
         ratios = [r["ratio"] for r in runs]
-        print(f"  {n:5d} {targets:>8} {'x'.join(map(str, runs[0]['maps'])):>14} "
+        print(f"  {script:>7} {runs[0]['path']:>7} {n:5d} {targets:>7} "
+              f"{'x'.join(map(str, runs[0]['maps'])):>14} "
               f"{med(r['rate'] for r in runs):12.1f} {med(n / r['wall'] for r in runs):10.1f} "
               f"{med(ratios):6.3f} {min(ratios):5.3f}-{max(ratios):5.3f} "
+              f"{med(r['raw_ratio'] for r in runs):9.3f} {med(r['cpu_ratio'] for r in runs):9.3f} "
               f"{max(r['rss_mb'] for r in runs):12.1f} {med(r['base_mb'] for r in runs):11.0f}")
-    if not all(r["resettable"] for _, _, runs in rows for r in runs):
+    if len(sizes) > 1:
+        lo, hi = min(sizes), max(sizes)
+        print(f"  marginal cost per mask between N={lo} and N={hi} over the raw bound "
+              f"(median over reps of (wall_hi - wall_lo) / (raw_hi - raw_lo)):")
+        for script in args.scripts:
+            for targets in args.target_sets:
+                get = {n: runs for s_, n, t, runs in rows if s_ == script and t == targets}
+                pairs = [(h["wall"] - l["wall"]) / max(h["raw"] - l["raw"], 1e-9)
+                         for l, h in zip(get[lo], get[hi])]
+                cpu = [(h["cpu"] - l["cpu"]) / max(h["raw_cpu"] - l["raw_cpu"], 1e-9)
+                       for l, h in zip(get[lo], get[hi])]
+                print(f"  {script:>7} {targets:>7}: wall {med(pairs):.3f}  "
+                      f"({', '.join(f'{p:.3f}' for p in pairs)}); process CPU {med(cpu):.3f}")
+    if not all(r["resettable"] for *_, runs in rows for r in runs):
         print("  (VmHWM not resettable here: peak dRSS is ru_maxrss minus the RSS before the call)")
 
 
@@ -432,6 +568,11 @@ def main() -> None:
     parser.add_argument("--blas1", action="store_true",
                         help="overhead workers with OPENBLAS_NUM_THREADS=1 (diagnosis: numpy's BLAS "
                              "threads competing with OpenVINO's)")
+    parser.add_argument("--script", default="sample",
+                        help="section 1 interpreters, comma-separated: sample, builtin, documented "
+                             "(= doc0x,doc1x), doc0x, doc1x")
+    parser.add_argument("--sizes", default=None, help="section 1 N values (default 1000,4000)")
+    parser.add_argument("--target-sets", default="top1,all", help="section 1 targets: top1,all")
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument("--skip-quality", action="store_true")
     # internal: one overhead configuration in a fresh process
@@ -443,6 +584,12 @@ def main() -> None:
     if args.worker:
         overhead_worker(args)
         return
+    args.scripts = []
+    for name in args.script.split(","):
+        args.scripts += ["doc0x", "doc1x"] if name == "documented" else [name]
+    if not set(args.scripts) <= set(SCRIPTS):
+        parser.error(f"--script: expected some of {', '.join(SCRIPTS)} or documented")
+    args.target_sets = args.target_sets.split(",")
 
     args.reps = args.reps or (1 if args.quick else 3)
     args.photos = (args.photos or ("chelsea" if args.quick else "chelsea,coffee,astronaut")).split(",")
@@ -453,6 +600,8 @@ def main() -> None:
         over_sizes, sizes, chunks = [1000, 4000], [250, 500, 1000, 2000, 4000], 4
         tols = [float(t) for t in (args.tols or "0.01,0.007,0.005,0.004,0.003").split(",")]
 
+    if args.sizes:
+        over_sizes = [int(v) for v in args.sizes.split(",")]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         files = model_files(Path(tmp))

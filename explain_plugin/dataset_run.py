@@ -25,8 +25,6 @@ import numpy as np
 from explain_plugin.errors import CliError
 from explain_plugin.selection import Selection, SelectionStats, item_key, select_items
 
-# Parameters that change how a run looks or how fast it goes, not its results.
-PRESENTATION_PARAMS = {"display", "batch_size", "progressive"}
 _DONE = object()
 
 
@@ -50,37 +48,41 @@ def params_identity(req: RunRequest, model_entry: dict) -> dict[str, Any]:
         "model": {"name": req.model_name, **model_entry},
         "target": req.target_name,
         "parameters": {k: v for k, v in sorted(req.method_params.items())
-                       if k not in PRESENTATION_PARAMS},
+                       if k not in req.method_cls.presentation_options},
     }
 
 
 def run_dataset(req: RunRequest, project, dataset) -> Path:
     from explain_plugin.item_targets import dataset_label_names, parse_target_spec
-    from explain_plugin.models import load_launcher
     from explain_plugin.store import registry
     from explain_plugin.store.item_writer import ItemWriter
     from explain_plugin.store.layout import RunLayout, check_run_name
+    from explain_plugin.writers.manifest import RunFolder
 
     identity = params_identity(req, project.model(req.model_name))
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()
                             ).hexdigest()[:16]
     name = check_run_name(req.run_name or f"{req.method_cls.name}-{req.model_name}-{digest[:8]}")
     out_dir = Path(req.output_dir) if req.output_dir else registry.default_run_dir(project, name)
-    layout = RunLayout(out_dir)
-    manifest = _open_manifest(layout, {**identity, "digest": digest}, req.overwrite)
-
     spec = parse_target_spec(req.method_params.get("targets"))
-    dataset_labels = dataset_label_names(dataset)
+    layout = RunLayout(out_dir)
+    done: set[tuple[str, str]] = set()
+    work: _Pipeline | None = None
+    # The folder's lock before anything is read or cleared: a second run refuses at once.
+    # On an error or Ctrl-C it stays held until the CLI has said how far the run got
+    # (``writers.manifest.close_all``).
+    folder = RunFolder(out_dir, None, lambda: len(done) + (work.written if work else 0))
+    manifest = _open_manifest(layout, {**identity, "digest": digest}, req.overwrite)
     writer = ItemWriter(layout, req.method_cls.name, digest)
 
     # One pass over the selection: how many items, and which are done already.
     stats = SelectionStats()
     keys: list[tuple[str, str]] = []
-    done: set[tuple[str, str]] = set()
     for item in select_items(dataset, req.selection, stats):
         keys.append((item.subset or "default", item.id))
         if writer.finished(*keys[-1]):
             done.add(keys[-1])
+    folder.total = len(keys)
     manifest.update(name=name, selection=req.selection.describe(), status="running",
                     items_selected=len(keys), skipped_no_image=stats.skipped_no_image)
     manifest.save()
@@ -89,35 +91,42 @@ def run_dataset(req: RunRequest, project, dataset) -> Path:
     registry.record_run(project, name, out_dir, {**entry, "status": "running"})
     if stats.skipped_no_image:
         example = ", ".join(stats.skipped_ids)
-        click.echo(f"Skipping {stats.skipped_no_image} item(s) without a readable image "
+        click.echo(f"Skipping {stats.skipped_no_image} item(s) without an image "
                    f"(e.g. {example})", err=True)
 
     launcher = None
     if len(done) < len(keys) or not manifest.get("labels"):
+        from explain_plugin.models import load_launcher
+
         launcher = load_launcher(project, req.model_name)
         manifest["labels"] = [c.name for c in launcher.categories]
         manifest.save()
     labels = manifest["labels"]
     started = time.perf_counter()
     make = req.executor.pipeline if req.executor is not None else _Pipeline
-    work = make(req, launcher, writer, spec, dataset_labels, labels)
+    work = make(req, launcher, writer, spec, dataset_label_names(dataset), labels)
     explained = work.run(dataset, done, total=len(keys))
     seconds = time.perf_counter() - started
-    if work.unreadable:
-        click.echo(f"Skipped {len(work.unreadable)} item(s) whose image cannot be read: "
-                   + "; ".join(work.unreadable[:3]), err=True)
 
     summary = _assemble(layout, keys, labels, manifest, req, name, stats)
-    manifest.update(status="complete", finished=_now(),
+    status = "incomplete" if work.unreadable else "complete"
+    manifest.update(status=status, finished=_now(),
                     times={"seconds": round(seconds, 3),
                            "items_per_s": round(explained / seconds, 3) if seconds else None},
-                    counts={"explained": explained, "reused": len(done), **summary})
+                    counts={"explained": explained, "reused": len(done),
+                            "unreadable": len(work.unreadable), **summary["counts"]},
+                    items=summary["items"])
     manifest.save()
     registry.record_run(project, name, out_dir, {
-        **entry, "status": "complete", "items": summary["items"], "targets": summary["targets"],
-        "finished": manifest["finished"]})
+        **entry, "status": status, "items": summary["counts"]["items"],
+        "targets": summary["counts"]["targets"], "finished": manifest["finished"]})
+    folder.close()
     note = f" ({len(done)} already done)" if done else ""
     click.echo(f"Explained {explained} item(s){note}; run '{name}' saved to '{out_dir}'")
+    if work.unreadable:
+        raise CliError(
+            f"{len(work.unreadable)} item(s) not explained: {work.unreadable[0]}; then rerun "
+            f"the same command to finish run '{name}' (the other items are saved)")
     return out_dir
 
 
@@ -141,14 +150,17 @@ def _open_manifest(layout, identity: dict, overwrite: bool) -> _Manifest:
             old = json.loads(layout.manifest.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             old = None
-    if layout.root.exists() and any(layout.root.iterdir()) and not overwrite:
+    from explain_plugin.run_lock import LOCK_NAME
+
+    ours = layout.root.exists() and any(p.name != LOCK_NAME for p in layout.root.iterdir())
+    if ours and not overwrite:
         if not isinstance(old, dict) or old.get("digest") != identity["digest"]:
             raise CliError(f"'{layout.root}' holds another run (different model, target or "
                            "parameters): choose another --name / -o, or pass --overwrite")
     if overwrite and old is not None:  # our run (it has run.json): clear what we wrote
         import shutil
 
-        for sub in ("items", "annotations", "images", "heatmaps"):
+        for sub in ("items", "annotations", "images", "heatmaps", "outputs"):
             shutil.rmtree(layout.root / sub, ignore_errors=True)
         for name in ("metrics.csv", "report.html"):
             (layout.root / name).unlink(missing_ok=True)
@@ -165,7 +177,8 @@ class _Pipeline:
     def __init__(self, req: RunRequest, launcher, writer, spec, dataset_labels, labels):
         self.req, self.launcher, self.writer = req, launcher, writer
         self.spec, self.dataset_labels, self.labels = spec, dataset_labels, labels
-        self.unreadable: list[str] = []  # "key: reason", items skipped (no shard written)
+        self.unreadable: list[str] = []  # why each skipped item's image cannot be read
+        self.written = 0  # items whose shard is on disk (this process)
 
     def run(self, dataset, done: set, total: int) -> int:
         loaded: queue.Queue = queue.Queue(maxsize=2)
@@ -210,6 +223,7 @@ class _Pipeline:
                     return
                 try:
                     self._write(*job)
+                    self.written += 1
                 except BaseException as e:  # noqa: BLE001
                     errors.append(e)
                     stop.set()
@@ -262,8 +276,9 @@ class _Pipeline:
         return explained
 
     def _explain(self, key: str, image: np.ndarray, gt, bar) -> dict:
+        from explain_plugin.api import run_method
         from explain_plugin.item_targets import method_targets_param, resolve_item_targets
-        from explain_plugin.methods.base import NothingToExplain
+        from explain_plugin.methods.base import ItemInfo, NothingToExplain
 
         params = dict(self.req.method_params)
         roles: dict[int, str] = {}
@@ -285,61 +300,85 @@ class _Pipeline:
             if bar is not None:
                 bar.set_postfix_str(f"{key} {n}/{planned}", refresh=False)
 
-        snap = None
-        started = time.perf_counter()
         try:
-            for snap in method.explain(self.launcher, image, progress=progress):
-                pass
+            result = run_method(method, self.launcher, image, progress=progress,
+                                item=ItemInfo(key, list(gt.boxes), list(gt.names)))
         except NothingToExplain as e:
             return {"note": str(e)}
-        if snap is None or not snap.final:
-            raise CliError(f"method '{self.req.method_cls.name}' ended without a final map "
-                           f"for '{key}' (a bug in the method: it must end with final=True)")
-        return {"snap": snap, "roles": roles, "missing": missing,
-                "seconds": time.perf_counter() - started}
+        return {"explanation": result, "roles": roles, "missing": missing}
 
     def _write(self, k, key: str, image: np.ndarray, gt, result: dict) -> None:
         from explain_plugin.run_metrics import target_metrics
         from explain_plugin.store.item_writer import (
             TOP_REGION, _resize_mask, store_size, top_region,
         )
+        from explain_plugin.store.layout import item_dir, safe_part, subset_dir
         from explain_plugin.writers.images import upsample
 
         subset, item_id = k
         info: dict[str, Any] = {"gt": gt.names}
-        snap = result.get("snap")
-        if snap is None:
+        explanation = result.get("explanation")
+        if explanation is None:
+            info["record"] = {"files": [], "targets": [], "note": result.get("note")}
             self.writer.write(key=key, subset=subset, item_id=item_id, image=image,
                               maps=np.zeros((0, 1, 1), np.float32), targets=[], regions=[],
                               info={**info, "note": result.get("note")})
             return
+        snap = explanation.snapshot
         roles = result["roles"]
         h0, w0 = image.shape[:2]
         h, w = store_size(h0, w0)
         maps = upsample(snap.maps, h, w) if len(snap.maps) else snap.maps
-        method_regions = snap.extra.get("regions") if isinstance(snap.extra, dict) else None
+        method_regions = _method_regions(snap)
+        core_metrics = snap.metrics or []
         targets, regions = [], []
         for j, (t, sal) in enumerate(zip(snap.targets, maps)):
             region = None
-            if method_regions is not None and j < len(method_regions):
+            if method_regions is not None and method_regions[j] is not None:
                 region = _resize_mask(method_regions[j], h, w)
             shown = region if region is not None else top_region(sal, sample=snap.maps[j])
             boxes = [b for name, b in gt.boxes if name == t.name]
+            core = core_metrics[j] if j < len(core_metrics) else None
             targets.append({"label": t.label, "name": t.name, "score": t.score, "box": t.box,
                             "role": roles.get(t.label, "pred"),
                             "region_kind": "method" if region is not None
                             else f"top{int(TOP_REGION * 100)}",
-                            "metrics": target_metrics(sal, shown, boxes, (h0, w0))})
+                            "metrics": target_metrics(sal, shown, boxes, (h0, w0), core)})
             regions.append(shown)
+        # The method's own files (e.g. ReX's responsibility and explanation masks).
+        rel = f"outputs/{subset_dir(subset)}/{item_dir(item_id)}"
+        own = explanation.method.write_outputs(self.writer.layout.root / rel,
+                                               safe_part(item_id.rsplit("/", 1)[-1]),
+                                               image, snap)
+        record = explanation.record([f"{rel}/{f}" for f in own])
+        for entry, t in zip(record["targets"], targets):
+            entry["role"] = t["role"]
+            entry["metrics"] = t["metrics"]
         pred = [t for t in targets if "pred" in t["role"]]
         info["pred"] = max(pred, key=lambda t: t["score"])["name"] if pred else None
         info["correct"] = (info["pred"] in gt.names) if (gt.names and info["pred"]) else None
         info["evaluations"] = int(snap.masks_used)
-        info["seconds"] = round(result["seconds"], 4)
+        info["seconds"] = round(explanation.seconds, 4)
+        for note in snap.notes:
+            click.echo(f"{key}: {note}", err=True)
         if result["missing"]:
             info["note"] = f"GT labels unknown to the model: {', '.join(result['missing'])}"
+        info["record"] = record
         self.writer.write(key=key, subset=subset, item_id=item_id, image=image, maps=maps,
                           targets=targets, regions=regions, info=info)
+
+
+def _method_regions(snap) -> list | None:
+    """Per target, the method's own explanation region (ReX: the union of its
+    explanations), or None where the method has none."""
+    extra = snap.extra if isinstance(snap.extra, dict) else {}
+    if extra.get("regions") is not None:
+        return list(extra["regions"])
+    found = extra.get("explanations")
+    if found is None:
+        return None
+    return [np.logical_or.reduce([np.asarray(m, bool) for m in masks]) if masks else None
+            for masks in found]
 
 
 def _class_scores(launcher, image: np.ndarray, num_classes: int) -> np.ndarray:
@@ -372,8 +411,10 @@ def _assemble(layout, keys, labels, manifest, req: RunRequest, name: str,
     per_subset = write_dataset(layout, keys, labels, infos)
     write_metrics_csv(layout, keys, metrics)
     n_targets = correct = judged = 0
+    items: dict[str, Any] = {}
     for shard in iter_shards(layout, keys):
         n_targets += len(shard.get("targets") or [])
+        items[shard["key"]] = shard.get("record") or {}
         if shard.get("correct") is not None:
             judged += 1
             correct += bool(shard["correct"])
@@ -382,8 +423,9 @@ def _assemble(layout, keys, labels, manifest, req: RunRequest, name: str,
                "accuracy": (correct / judged) if judged else None}
     write_report(layout.root / "report.html", f"Explanations: {name}", summary, metrics,
                  iter_shards(layout, keys))
-    return {"items": sum(per_subset.values()), "targets": n_targets, "subsets": per_subset,
-            "skipped_no_image": stats.skipped_no_image}
+    return {"counts": {"items": sum(per_subset.values()), "targets": n_targets,
+                       "subsets": per_subset, "skipped_no_image": stats.skipped_no_image},
+            "items": items}
 
 
 def _put(q: queue.Queue, value, stop: threading.Event | None) -> bool:

@@ -1,7 +1,8 @@
 """One ``datum explain`` run: project -> model -> launcher -> method -> writer.
 
-Each finished item is recorded in ``run.json`` at once, so an interrupted run
-started again with the same command resumes at the first unfinished item.
+A dataset target (the project, a source, ``PATH:FORMAT``) goes to ``dataset_run``;
+a single image (``-t image.png``) is explained here into loose files and ``run.json``,
+which a rerun of the same command finds done.
 """
 from __future__ import annotations
 
@@ -16,18 +17,14 @@ import click
 
 from explain_plugin.errors import CliError
 
-# Parameters that change how a run looks or how fast it goes, not its results.
-_PRESENTATION_PARAMS = {"display", "batch_size"}
-
 
 def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir: str,
                 model_name: str, target_option: str | None, target: str | None,
                 output_dir: str | None, overwrite: bool, subsets=(), filter_expr=None,
                 ids=None, limit=None, run_name=None, quiet=False, executor=None, address=None,
                 workers=None, cpus_per_worker=None) -> Path:
-    from explain_plugin.methods.base import NothingToExplain
+    from explain_plugin.api import item_info, run_method
     from explain_plugin.models import load_launcher
-    from explain_plugin.names import item_relpath
     from explain_plugin.project import Project
     from explain_plugin.targets import item_image, load_target
     from explain_plugin.writers.images import ImageWriter, map_info
@@ -57,9 +54,9 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
     identity = {
         "method": method_cls.name,
         "model": {"name": model_name, **model_entry},
-        "target": str(resolved.image_path.resolve()) if resolved.image_path else target_name,
+        "target": str(resolved.image_path.resolve()),
         "parameters": {k: v for k, v in sorted(method_params.items())
-                       if k not in _PRESENTATION_PARAMS},
+                       if k not in method_cls.presentation_options},
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode())
     run_id = f"{method_cls.name}-{model_name}-{digest.hexdigest()[:8]}"
@@ -70,7 +67,7 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
     launcher = load_launcher(project, model_name)
     method = method_cls(**method_params)
     writer = ImageWriter(out_dir)
-    display = _Display() if method_params.get("display") else None
+    display = None
     started = time.perf_counter()
     explained = skipped = 0
     for item in resolved.dataset:
@@ -78,37 +75,24 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
         if manifest.done(key):
             skipped += 1
             continue
-        stem = resolved.image_path.stem if resolved.image_path else item_relpath(key)
+        stem = resolved.image_path.stem
         image = item_image(item)
-        item_started = time.perf_counter()
-        snap = None
-        try:
-            with _progress_bar(key, method_params.get("max_samples")) as update:
-                for snap in method.explain(launcher, image, progress=update):
-                    if snap.final:
-                        files = writer.write_final(stem, image, snap)
-                    elif method_params.get("progressive"):
-                        writer.write_snapshot(stem, image, snap)
-                    if display is not None:
-                        display.show(image, snap)
-        except NothingToExplain as e:
-            if resolved.image_path:
-                raise
-            click.echo(f"{key}: {e}", err=True)
-            manifest.record(key, {"files": [], "targets": [], "note": str(e)})
-            continue
-        if snap is None or not snap.final:
-            raise CliError(f"method '{method_cls.name}' ended without a final map for '{key}' "
-                           "(a bug in the method: its explain() must end with final=True)")
-        manifest.record(key, {
-            "files": files,
-            "map": map_info(image.shape[:2]),
-            "masks_used": snap.masks_used,
-            "converged": snap.converged,
-            "seconds": round(time.perf_counter() - item_started, 4),
-            "targets": [{"label": t.label, "name": t.name, "score": t.score, "box": t.box}
-                        for t in snap.targets],
-        })
+
+        def on_snapshot(snap):
+            nonlocal display
+            if snap.save and not snap.final:
+                writer.write_snapshot(stem, image, snap)
+            if snap.show:
+                display = display or _Display()
+                display.show(image, snap)
+
+        with _progress_bar(key) as update:
+            result = run_method(method, launcher, image, progress=update,
+                                item=item_info(item, resolved.dataset), on_snapshot=on_snapshot)
+        files = result.save(out_dir, stem)
+        for note in result.notes:
+            click.echo(f"{key}: {note}", err=True)
+        manifest.record(key, {**result.record(files), "map": map_info(image.shape[:2])})
         explained += 1
     manifest.finish({"seconds": time.perf_counter() - started})
     note = f" ({skipped} already done)" if skipped else ""
@@ -117,9 +101,9 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
 
 
 class _progress_bar:
-    """Masks done and ETA on a terminal; silent otherwise."""
+    """Samples done and ETA on a terminal; silent otherwise."""
 
-    def __init__(self, key: str, total: int | None):
+    def __init__(self, key: str, total: int | None = None):
         self.key, self.total, self.bar = key, total, None
 
     def __enter__(self):

@@ -92,7 +92,7 @@ def resolve_item_targets(spec: TargetSpec, gt: GroundTruth, model_labels: Sequen
                 ids.append(index[name])
                 roles[index[name]] = "gt"
     if spec.pred and predict is not None:
-        from explain_plugin.methods.target_select import parse_targets, select_classes
+        from explain_plugin.methods.targets import parse_targets, select_classes
 
         scores = predict()
         for c in select_classes(scores, parse_targets(spec.pred_spec, model_labels)):

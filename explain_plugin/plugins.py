@@ -13,9 +13,14 @@ DEFAULT_PLUGINS = (
     "explain_plugin.default_plugins.datumaro_commands",
     "explain_plugin.default_plugins.project_commands",
     "explain_plugin.default_plugins.model_commands",
+    "explain_plugin.default_plugins.project_vcs_commands",
+    "explain_plugin.default_plugins.source_commands",
     "explain_plugin.default_plugins.explain_command",
     "explain_plugin.default_plugins.openvino_launcher",
+    "explain_plugin.default_plugins.rex_script_launcher",
     "explain_plugin.default_plugins.rise_method",
+    "explain_plugin.default_plugins.rex_method",
+    "explain_plugin.default_plugins.segments_method",
 )
 
 

@@ -64,3 +64,29 @@ def known_models(tmp_path_factory) -> dict[str, Path]:
         "detector_0x": scripts / "known_detector_0x.py",
         "detector_1x": scripts / "known_detector_1x.py",
     }
+
+
+def _known_launcher(known_models, model: str, script: str):
+    from explain_plugin.launchers.openvino import OpenVinoLauncher
+
+    xml = known_models[model]
+    return OpenVinoLauncher(description=str(xml), weights=str(xml.with_suffix(".bin")),
+                            interpreter=str(known_models[script]))
+
+
+@pytest.fixture(scope="module")
+def classifier(known_models):
+    """The known-answer quadrant classifier with its 0.x script."""
+    return _known_launcher(known_models, "classifier", "classifier_0x")
+
+
+@pytest.fixture(scope="module")
+def detector(known_models):
+    """The known-answer 3-box detector with its 0.x script."""
+    return _known_launcher(known_models, "detector", "detector_0x")
+
+
+def grey_noise(h: int, w: int, seed: int = 3) -> np.ndarray:
+    """A flat-ish grey image (no quadrant brighter than another)."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(100, 156, (h, w, 3), dtype=np.uint8)

@@ -117,12 +117,12 @@ def test_run_is_a_datumaro_dataset_with_the_right_annotations(finished_run):
             heat = np.load(run / attrs["heatmap"])
             assert heat.dtype == np.float16 and heat.shape == (H, W)
             assert (run / attrs["overlay"]).is_file()
-            assert attrs["metric_area"] == pytest.approx(ann.image.mean(), abs=1e-3)
+            assert attrs["metric_region_area"] == pytest.approx(ann.image.mean(), abs=1e-3)
         assert item.attributes["correct"] == (lit == gt)
     # The GT box of q3 gives pointing and energy; the map peaks in its box.
     q3 = next(i for i in dataset if i.id == "q3")
     assert q3.annotations[0].attributes["metric_pointing"] == 1
-    assert q3.annotations[0].attributes["metric_energy"] > 0.5
+    assert q3.annotations[0].attributes["metric_energy_in_box"] > 0.5
     manifest = json.loads((run / "run.json").read_text())
     assert manifest["status"] == "complete" and manifest["skipped_no_image"] == 1
     rows = list(csv.DictReader((run / "metrics.csv").open()))
@@ -177,8 +177,10 @@ def test_unreadable_image_is_skipped_and_counted(project, datum):
     (image,) = (project / "quads").rglob("q0.*")
     image.write_bytes(b"not an image")
     r = datum("explain", "-p", project, "-m", "cls", "quads", "-n", "c", "-q", "rise", "-s", "30")
-    assert r.code == 0, r
-    assert "Skipped 1 item(s) whose image cannot be read" in r.err and "q0" in r.err
+    assert r.code == 1, r  # the run is not finished until the image is fixed
+    line = r.err.splitlines()[-1]
+    assert "Traceback" not in r.err and line.startswith("Error: 1 item(s) not explained: ") and "q0" in line, r.err
+    assert "rerun the same command to finish run 'c'" in line, r.err
     assert items_of(project / "explanations" / "c") == {("train", "q1"), ("val", "q2"),
                                                          ("val", "q3")}
 
@@ -202,9 +204,9 @@ def test_killed_run_resumes_without_recomputing(project, datum, monkeypatch):
     explained: list[int] = []
     real_explain, real_write = Rise.explain, ItemWriter.write
 
-    def counting_explain(self, launcher, image, progress=None):
+    def counting_explain(self, launcher, image, progress=None, **context):
         explained.append(1)
-        yield from real_explain(self, launcher, image, progress)
+        yield from real_explain(self, launcher, image, progress, **context)
 
     writes = []
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import grey_noise
 
 from explain_plugin.launchers.openvino import OpenVinoLauncher
 from explain_plugin.methods.rise import Rise
@@ -24,25 +25,6 @@ def final(method: Rise, launcher, image):
     snaps = list(method.explain(launcher, image))
     assert snaps[-1].final
     return snaps
-
-
-@pytest.fixture(scope="module")
-def classifier(known_models):
-    xml = known_models["classifier"]
-    return OpenVinoLauncher(description=str(xml), weights=str(xml.with_suffix(".bin")),
-                            interpreter=str(known_models["classifier_0x"]))
-
-
-@pytest.fixture(scope="module")
-def detector(known_models):
-    xml = known_models["detector"]
-    return OpenVinoLauncher(description=str(xml), weights=str(xml.with_suffix(".bin")),
-                            interpreter=str(known_models["detector_0x"]))
-
-
-def grey_noise(h: int, w: int, seed: int = 3) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return rng.integers(100, 156, (h, w, 3), dtype=np.uint8)
 
 
 def test_each_class_lights_up_its_own_region(classifier):
@@ -189,8 +171,9 @@ def test_positional_target_and_resume(datum, project, tmp_path):
     first = datum(*args)
     assert first.code == 0 and "Explained 3 item(s)" in first.out, first
     manifest = json.loads((out / "run.json").read_text())
-    del manifest["items"]["noise"]  # as if interrupted before the last item
-    (out / "run.json").write_text(json.dumps(manifest))
+    assert set(manifest["items"]) == {"noise", "top_right", "boxes"}
+    shards = {json.loads(p.read_text())["id"]: p for p in out.glob("items/*.json")}
+    shards["noise"].unlink()  # as if interrupted before the last item
     second = datum(*args)
     assert second.code == 0 and "Explained 1 item(s) (2 already done)" in second.out, second
     other = datum("explain", "-p", project, "-m", "classifier", "-o", out, "images", "rise",
@@ -253,3 +236,122 @@ def test_grey_and_rgba_images(datum, project, tmp_path, channels):
     assert result.code == 0, result
     sal = np.load(out / f"c{channels}-top_right.npy")
     assert sal.shape == (90, 70) and sal[:45, 35:].mean() > sal[45:].mean()
+
+
+# Same maps as before the shared core -------------------------------------------
+
+def _rise_before_the_core(launcher, image, n, seed, every=100, batch=None, mask_value="0"):
+    """RISE as it was before the method core (launcher.stream, batches cut on snapshot
+    boundaries, the clean image's top class), kept here as the reference."""
+    from explain_plugin.launchers.predictions import scores_from_annotations
+    from explain_plugin.methods.occlusion import mask_base
+    from explain_plugin.methods.rise import MaskGenerator, SaliencyAccumulator
+
+    h0, w0 = image.shape[:2]
+    wh, ww = launcher.view_size((h0, w0))
+    work = image.astype(np.float32)
+    if (wh, ww) != (h0, w0):
+        work = cv2.resize(work, (ww, wh), interpolation=cv2.INTER_AREA)
+    sh, sw = min(wh, 56), min(ww, 56)
+    base = mask_base(work, mask_value, max(wh / 7, ww / 7))
+    num = len(launcher.categories)
+    cls = int(np.argmax(scores_from_annotations([launcher.predict([work])[0]], num)[0]))
+    gen = MaskGenerator(7, 7, 0.5, seed)
+    acc = SaliencyAccumulator(1, sh, sw, 0.5, density=True)
+    batch = batch or launcher.batch_size
+    pending = []
+
+    def batches():
+        planned = 0
+        while planned < n:
+            count = min(batch, n - planned, every - planned % every)
+            grids, shifts = gen.sample(count)
+            pending.append((grids, shifts))
+            yield base + gen.render(grids, shifts, wh, ww)[..., None] * (work - base)
+            planned += count
+
+    for anns in launcher.stream(batches()):
+        grids, shifts = pending.pop(0)
+        weights = scores_from_annotations(anns, num)[:, [cls]].T.copy()
+        acc.add(weights, gen.render(grids, shifts, sh, sw).reshape(len(grids), -1))
+    return acc.snapshot([]).maps
+
+
+@pytest.mark.parametrize("shape,mask_value", [((48, 64), "0"), ((96, 144), "mean"), ((61, 83), "blur")])
+def test_same_maps_as_before_the_core(classifier, shape, mask_value):
+    image = grey_noise(*shape, seed=11)
+    image[: shape[0] // 2, shape[1] // 2:] += 60  # top_right wins
+    before = _rise_before_the_core(classifier, image, 300, seed=9, mask_value=mask_value)
+    now = final(rise(max_samples=300, seed=9, mask_value=mask_value, metrics=False),
+                classifier, image)[-1].maps
+    np.testing.assert_allclose(now, before, atol=2e-6)
+
+
+def test_no_padding_counted_and_full_batches(classifier):
+    """100 masks per snapshot used to end batches at 12 x 8 + 4 (padded): now every
+    batch but the last is full, and padding is never counted as masks."""
+    sizes = []
+    submit = classifier.submit
+
+    def spy(images):
+        sizes.append(len(images))
+        return submit(images)
+
+    classifier.submit = spy
+    try:
+        snap = final(rise(max_samples=300, seed=1, metrics=False), classifier, grey_noise(48, 64))[-1]
+    finally:
+        del classifier.submit
+    assert snap.masks_used == 300 and snap.evaluations == {"rise": 300}
+    assert sizes[:-1] == [8] * (len(sizes) - 1) and sum(sizes) == 300
+
+
+def test_flat_map_is_zero_and_said_once(datum, project, tmp_path, known_models):
+    xml = build_constant_model(tmp_path)
+    result = datum("model", "add", "-p", project, "-n", "constant", "-l", "openvino", "--",
+                   "-d", xml, "-i", known_models["classifier_0x"])
+    assert result.code == 0, result
+    out = tmp_path / "out"
+    result = datum("explain", "-p", project, "-m", "constant", "-o", out,
+                   "-t", project / "images" / "noise.png", "rise", "-s", "64")
+    assert result.code == 0, result
+    assert result.err.count("flat map") == 1 and "all 0" in result.err
+    item = json.loads((out / "run.json").read_text())["items"]["noise"]
+    assert any("flat" in n for n in item["notes"])
+    assert (np.load(next(out.glob("noise-*.npy"))) == 0).all()
+
+
+def test_metrics_in_run_json_and_no_metrics(datum, project, tmp_path):
+    image = project / "images" / "top_right.png"
+    out = tmp_path / "m"
+    result = datum("explain", "-p", project, "-m", "classifier", "-o", out, "-t", image, "rise",
+                   "-s", "200", "--metric-steps", "10")
+    assert result.code == 0, result
+    item = json.loads((out / "run.json").read_text())["items"]["top_right"]
+    metrics = item["targets"][0]["metrics"]
+    assert metrics["steps"] == 10 and metrics["deletion_auc"] < metrics["insertion_auc"]
+    assert 0 < metrics["area"] <= 0.5  # the top-right quadrant and a margin
+    assert item["evaluations"]["rise"] == 200 and item["evaluations"]["metrics"] >= 22
+    out2 = tmp_path / "n"
+    result = datum("explain", "-p", project, "-m", "classifier", "-o", out2, "-t", image, "rise",
+                   "-s", "200", "--no-metrics")
+    item = json.loads((out2 / "run.json").read_text())["items"]["top_right"]
+    assert "metrics" not in item["targets"][0] and item["evaluations"] == {"rise": 200}
+
+
+def test_per_item_targets_resolve_to_given_classes_and_boxes(classifier, detector):
+    from explain_plugin.methods.base import ExplainedTarget
+    from explain_plugin.methods.targets import item_targets, resolve
+    from explain_plugin.methods.view import view_of
+
+    image = grey_noise(120, 100)
+    view = view_of(detector, image)
+    given = item_targets([ExplainedTarget(1, "dog", 1.0, (55.0, 12.0, 95.0, 72.0))])
+    scorer, targets = resolve(detector, view, given, iou=0.5)
+    assert [t.name for t in targets] == ["dog"]
+    np.testing.assert_allclose(targets[0].box, (55, 12, 95, 72), atol=1e-3)
+    clean = scorer.answer([detector.predict([view.pixels])[0]])
+    assert clean.hit.tolist() == [[True]]  # the detector's own dog box matches it
+    scorer, targets = resolve(classifier, view_of(classifier, image),
+                              item_targets([ExplainedTarget(2, "bottom_left", 1.0)]))
+    assert [t.name for t in targets] == ["bottom_left"]

@@ -1,4 +1,5 @@
-"""Datumaro 1.13's own commands, run by datumaro's CLI with the arguments as given."""
+"""Datumaro 1.13's own commands, run by datumaro's CLI with the arguments as given;
+with ``-p PROJECT`` or a project target, on the project's dataset (1.11's way)."""
 from __future__ import annotations
 
 import click
@@ -36,6 +37,10 @@ class PassthroughCommand(click.Command):
         from datumaro.cli.__main__ import main as datumaro_main
 
         loglevel = ctx.find_root().params.get("loglevel")
+        from explain_plugin.project import dataset_commands
+
+        if dataset_commands.uses_project(self.name, ctx.params["args"]):
+            ctx.exit(dataset_commands.run(self.name, list(ctx.params["args"]), loglevel))
         argv = (["--loglevel", loglevel] if loglevel else []) + [self.name, *ctx.params["args"]]
         ctx.exit(datumaro_main(argv) or 0)
 

@@ -100,18 +100,23 @@ def remove(project_dir: str, name: str) -> None:
 
 @model_group.command("info")
 @project_option
+@click.option("-n", "--name", "name_opt", default=None, help="Model name (as 1.11's -n).")
+@click.option("-v", "--verbose", is_flag=True, help="With the list: show each model's config.")
 @click.argument("name", required=False)
-def info(project_dir: str, name: str | None) -> None:
+def info(project_dir: str, name_opt: str | None, verbose: bool, name: str | None) -> None:
     """List the models, or show one: launcher, options, inputs, outputs, categories."""
     from explain_plugin.models import load_launcher
     from explain_plugin.project import Project
 
     project = Project.open(project_dir)
+    name = name or name_opt
     if name is None:
         if not project.models:
             click.echo("No models: add one with 'datum model add'")
         for model_name, model in project.models.items():
             click.echo(f"{model_name}: {model.get('launcher')}")
+            if verbose:
+                click.echo(f"  {dict(model)}")
         return
     model = project.model(name)
     lines = [f"Model '{name}':", f"  launcher: {model.get('launcher')}", "  options:"]

@@ -21,18 +21,23 @@ def create(dst_dir: str, overwrite: bool) -> None:
     from explain_plugin.project import Project
 
     project = Project.create(dst_dir, overwrite=overwrite)
+    from explain_plugin.project.revisions import init_history
+
+    init_history(project)
     click.echo(f"Created project at '{project.root}'")
 
 
-@project_group.command(
-    "import", context_settings={"ignore_unknown_options": True},
-)
+@project_group.command("import")
 @project_option
 @click.option("-f", "--format", "fmt", required=True, help="Dataset format (see 'datum format').")
 @click.option("-n", "--name", default=None, help="Source name (default: source-N).")
+@click.option("-r", "--path", "rpath", default=None,
+              help="The dataset inside PATH to read: a subfolder or file (all of PATH is copied).")
+@click.option("--no-check", is_flag=True, help="Do not read the source after copying it.")
 @click.argument("path", type=click.Path())
 @click.argument("extra_args", nargs=-1, type=click.UNPROCESSED)
-def import_(project_dir: str, fmt: str, name: str | None, path: str, extra_args: tuple) -> None:
+def import_(project_dir: str, fmt: str, name: str | None, rpath: str | None, no_check: bool,
+            path: str, extra_args: tuple) -> None:
     """Copy a dataset at PATH into the project as a source. Format options follow '--'."""
     from datumaro.components.environment import Environment
 
@@ -47,7 +52,8 @@ def import_(project_dir: str, fmt: str, name: str | None, path: str, extra_args:
     importer = importers[fmt]
     parser = importer.build_cmdline_parser(prog=f"datum project import -f {fmt} PATH --")
     options = parse_plugin_args(parser, extra_args, f"format '{fmt}'")
-    name = project.import_source(path, fmt, name=name, options=options)
+    name = project.import_source(path, fmt, name=name, options=options, rpath=rpath,
+                                 check=not no_check)
     project.save()
     click.echo(f"Source '{name}' has been added to the project")
 
@@ -55,16 +61,18 @@ def import_(project_dir: str, fmt: str, name: str | None, path: str, extra_args:
 @project_group.command("remove")
 @project_option
 @click.option("--keep-data", is_flag=True, help="Keep the source's data folder.")
+@click.option("--force", is_flag=True, help="Do not stop on unknown names.")
 @click.argument("names", nargs=-1, required=True)
-def remove(project_dir: str, keep_data: bool, names: tuple[str, ...]) -> None:
+def remove(project_dir: str, keep_data: bool, force: bool, names: tuple[str, ...]) -> None:
     """Remove sources from the project."""
     from explain_plugin.project import Project
 
     project = Project.open(project_dir)
     for name in names:
-        project.source(name)  # check them all before changing anything
+        if not force:
+            project.source(name)  # check them all before changing anything
     for name in names:
-        project.remove_source(name, keep_data=keep_data)
+        project.remove_source(name, keep_data=keep_data, force=force)
     project.save()
     click.echo(f"Removed source(s): {', '.join(names)}")
 
@@ -72,11 +80,17 @@ def remove(project_dir: str, keep_data: bool, names: tuple[str, ...]) -> None:
 @project_group.command("info")
 @project_option
 @click.option("--no-count", is_flag=True, help="Do not load sources to count their items.")
-def info(project_dir: str, no_count: bool) -> None:
-    """Show the project's sources and models."""
+@click.argument("revision", default="", required=False)
+def info(project_dir: str, no_count: bool, revision: str) -> None:
+    """Show the project's sources and models (of REVISION: its sources and build stages)."""
     from explain_plugin.project import Project
 
     project = Project.open(project_dir)
+    if revision:
+        from explain_plugin.project.revisions import describe_revision
+
+        click.echo("\n".join(describe_revision(project, revision)))
+        return
     lines = ["Project:", f"  location: {project.root}", f"  format version: {project.version}"]
     lines.append("Sources:" if project.sources else "Sources: none")
     for name, source in project.sources.items():

@@ -17,7 +17,9 @@ class Launcher(ABC):
     config verbatim and passed back as keyword arguments to ``__init__``.
 
     Instance side (used by methods and ``datum model run``): ``categories``,
-    ``input_size``, ``layout``, ``batch_size`` and ``stream``.
+    ``input_size``, ``layout``, ``batch_size``, ``requests``, ``stream`` (batches
+    pulled ahead from a generator) and ``submit`` (one batch, answered later: what
+    the evaluation engine drives).
     """
 
     NAME: ClassVar[str]
@@ -60,6 +62,22 @@ class Launcher(ABC):
         scale = min(1.0, max(ih / h, iw / w))
         return max(1, round(h * scale)), max(1, round(w * scale))
 
+    def view_image(self, image: np.ndarray) -> np.ndarray | None:
+        """The image as methods perturb it, in the launcher's own input space: float32
+        [vh, vw, C], what ``submit`` takes back (blended). Launchers whose models see
+        something other than the pixels (a ReX script's normalised tensor) return it,
+        so occlusion happens where their model sees the image.
+
+        Default None: the view is the BGR image itself, resized to ``view_size`` by
+        ``methods.view.view_of`` (8-bit images resized before the float conversion).
+        """
+        return None
+
+    def occlusion_base(self, view: np.ndarray) -> np.ndarray | None:
+        """A background the launcher imposes on occluded pixels of ``view`` (e.g. a
+        ReX script's ``context``), broadcastable to it; None: the method's mask value."""
+        return None
+
     @property
     def batch_size(self) -> int:
         """A batch size that keeps the device busy (what methods should feed)."""
@@ -74,10 +92,68 @@ class Launcher(ABC):
         generates the next batch while the device works gets overlap for free.
         """
 
+    @property
+    def requests(self) -> int:
+        """Batches the device works on at once (the engine keeps one more queued)."""
+        return 1
+
+    def submit(self, images: Sequence[np.ndarray]) -> "Pending":
+        """Start inferring one batch of views (``view_image``'s space, i.e. images for
+        launchers without their own); ``Pending.result()`` gives its annotations.
+
+        For callers that decide the next batch from answers (the evaluation
+        engine). Default: inferred at once through ``stream``; launchers that
+        run asynchronously return before the device is done.
+        """
+        return Done(self.predict(images))
+
+    def padding(self, count: int) -> int:
+        """Copies inferred only to fill a static batch when ``count`` images are
+        submitted together (the engine reports them apart from the masks)."""
+        return 0
+
     def predict(self, images: Sequence[np.ndarray]) -> list[list[Any]]:
         """Annotations for one batch of images."""
         return next(iter(self.stream([images])))
 
+    def predict_views(self, views: Sequence[np.ndarray]) -> list[list[Any]]:
+        """Annotations for one batch of views (``view_image``'s space). Default: views
+        are images."""
+        return self.predict(views)
+
     def describe(self) -> dict:
         """Inputs, outputs and categories, for ``datum model info``."""
         return {"labels": [c.name for c in self.categories]}
+
+
+class Pending(ABC):
+    """A batch submitted with ``Launcher.submit``."""
+
+    @abstractmethod
+    def ready(self) -> bool:
+        """Whether ``result()`` would return without waiting for the device."""
+
+    @abstractmethod
+    def wait(self) -> None:
+        """Wait until the device is done with the batch (its inputs may then be freed)."""
+
+    @abstractmethod
+    def result(self) -> list[list[Any]]:
+        """One list of annotations per image, in order (waits if needed; once)."""
+
+
+class Done(Pending):
+    """A batch already inferred."""
+
+    def __init__(self, annotations: list[list[Any]]):
+        self._annotations = annotations
+
+    def ready(self) -> bool:
+        return True
+
+    def wait(self) -> None:
+        pass
+
+    def result(self) -> list[list[Any]]:
+        return self._annotations
+

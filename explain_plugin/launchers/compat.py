@@ -8,13 +8,10 @@ never patched for other code.
 """
 from __future__ import annotations
 
-import sys
-import threading
 import types
 from abc import ABC
-from contextlib import contextmanager
 from functools import lru_cache
-from typing import Dict, Iterator, List, Tuple, TypeVar, Union
+from typing import Dict, List, Tuple, TypeVar, Union
 
 import numpy as np
 
@@ -28,6 +25,8 @@ import datumaro.util.annotation_util as _annotation_util
 from datumaro.components.annotation import Annotation
 from datumaro.components.dataset_base import DatasetItem
 from datumaro.util.definitions import DEFAULT_SUBSET_NAME
+
+from explain_plugin.launchers.served_modules import ServedModules
 
 __all__ = [
     "IModelInterpreter",
@@ -141,32 +140,12 @@ def _stand_ins() -> dict[str, types.ModuleType]:
     }
 
 
-_lock = threading.RLock()
-_depth = 0
-_saved: dict[str, types.ModuleType | None] = {}
+_served = ServedModules(lambda: _stand_ins())
 
 
-@contextmanager
-def compat_imports() -> Iterator[None]:
+def compat_imports():
     """Serve the stand-in modules from ``sys.modules`` for the duration (re-entrant)."""
-    global _depth
-    with _lock:
-        if _depth == 0:
-            for name, module in _stand_ins().items():
-                _saved[name] = sys.modules.get(name)
-                sys.modules[name] = module
-        _depth += 1
-        try:
-            yield
-        finally:
-            _depth -= 1
-            if _depth == 0:
-                for name, module in _saved.items():
-                    if module is None:
-                        sys.modules.pop(name, None)
-                    else:
-                        sys.modules[name] = module
-                _saved.clear()
+    return _served.serve()
 
 
 def patch_namespace(namespace: dict) -> None:

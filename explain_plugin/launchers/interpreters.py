@@ -13,9 +13,17 @@ The first two are *batch* interpreters (the launcher resizes, the script sees
 the whole batch); the last two are *item* interpreters (the script prepares and
 reads each image). Scripts load and run with the ``compat`` modules in place;
 every failure becomes a one-line ``CliError`` naming the script and function.
+
+Interpretation paths (``Interpreter.path``): a script whose source uses the
+Datumaro ``Label``/``Bbox`` it imported only by calling them gets them as
+``standins`` while it runs (``"fast"``: same constructor and fields, no attrs
+validators); a script that subclasses, compares types with, rebinds or
+otherwise inspects them keeps Datumaro's own classes (``"exact"``, with
+``path_reason`` saying why). Either way it returns the same annotations.
 """
 from __future__ import annotations
 
+import ast
 import importlib.util
 import inspect
 import itertools
@@ -31,6 +39,7 @@ from datumaro.components.media import Image
 
 from explain_plugin.errors import CliError
 
+from . import standins
 from .compat import IModelInterpreter, compat_imports, patch_namespace
 
 __all__ = [
@@ -48,6 +57,8 @@ class Interpreter:
     """Common side of both interpreter protocols."""
 
     kind: str
+    path_taken: str = "exact"  # "fast" (stand-in annotations), "exact" or "builtin"
+    path_reason: str = ""
 
     def __init__(self, path: Path, obj: Any):
         self.path = Path(path)
@@ -64,6 +75,10 @@ class Interpreter:
             raise
         except Exception as exc:  # user code: anything can happen
             raise CliError(f"{self.name}: {func}() failed: {type(exc).__name__}: {exc}") from exc
+
+    def has(self, name: str) -> bool:
+        """Whether the script defines the hook ``name``."""
+        return self._fn(name) is not None
 
     def _fn(self, name: str):
         fn = getattr(self._obj, name, None)
@@ -89,6 +104,8 @@ class Interpreter:
 
     def check_item(self, anns: Any, func: str) -> list[Annotation]:
         """One image's result must be a list of annotations."""
+        if type(anns) is list and set(map(type, anns)) <= _KNOWN_TYPES:
+            return anns
         if not isinstance(anns, (list, tuple)) or not all(isinstance(a, Annotation) for a in anns):
             got = type(anns).__name__
             if isinstance(anns, (list, tuple)):
@@ -155,6 +172,17 @@ class ItemInterpreter(Interpreter):
         self.takes_item = takes_item
         self.kind = "1.5" if takes_item else "1.4"
 
+    def item_images(self, images: list[np.ndarray], stacked: np.ndarray | None = None) -> list[np.ndarray]:
+        """The images as a DatasetItem's ``media.data`` gives them to the script (uint8,
+        clipped to 0..255: Datumaro converts on every read), converted once per batch
+        in one array op; unchanged for 1.4 scripts, which take the array itself."""
+        if not self.takes_item:
+            return images
+        if stacked is not None and stacked.dtype != np.uint8:
+            return list(np.clip(stacked, 0.0, 255.0).astype(np.uint8))
+        return [im if im.dtype == np.uint8 else np.clip(im, 0.0, 255.0).astype(np.uint8)
+                for im in images]
+
     def preprocess(self, image: np.ndarray, index: int = 0) -> tuple[Any, Any]:
         """``(input, info)`` for one HWC BGR image."""
         arg = DatasetItem(id=str(index), media=Image.from_numpy(data=image)) if self.takes_item else image
@@ -192,6 +220,82 @@ def _takes_item(method) -> bool:
     return param.name.lower() not in {"img", "image", "im", "x", "array"}
 
 
+_KNOWN_TYPES = {standins.Label, standins.Bbox, Label}
+FAST_PATH = True  # False: every script keeps Datumaro's own classes (tests compare both)
+
+# Names whose use marks a script as inspecting types: exact path.
+_INSPECTING_NAMES = {"type", "globals", "vars", "eval", "exec", "locals", "__import__"}
+_INSPECTING_ATTRS = {"__class__", "__dict__", "__globals__", "__module__", "__qualname__", "__mro__",
+                     "__subclasses__", "__bases__"}
+
+
+def _annotation_positions(tree: ast.AST) -> set[int]:
+    """ids of the nodes inside type hints (where naming a class inspects nothing)."""
+    hints = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            hints.append(node.returns)
+            args = node.args
+            for a in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]:
+                if a is not None:
+                    hints.append(a.annotation)
+        elif isinstance(node, ast.AnnAssign):
+            hints.append(node.annotation)
+    return {id(n) for hint in hints if hint is not None for n in ast.walk(hint)}
+
+
+def fast_path_blocker(source: str, names: set[str]) -> str:
+    """Why the annotation classes bound to ``names`` must stay Datumaro's own in this
+    script ('' when every use of them is a plain call, so stand-ins behave the same)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return "its source could not be parsed"
+    hints = _annotation_positions(tree)
+    calls = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    in_functions = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                    for stmt in f.body for n in ast.walk(stmt)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            if node.id in names and id(node) not in calls and id(node) not in hints:
+                use = "rebinds" if not isinstance(node.ctx, ast.Load) else "uses"
+                return f"it {use} '{node.id}' other than by calling it (line {node.lineno})"
+            if node.id in _INSPECTING_NAMES and id(node) not in hints:
+                return f"it calls {node.id}() (line {node.lineno})"
+        elif isinstance(node, ast.Attribute) and node.attr in _INSPECTING_ATTRS:
+            return f"it reads .{node.attr} (line {node.lineno})"
+        elif isinstance(node, (ast.Global, ast.Nonlocal)) and names & set(node.names):
+            return f"it rebinds {', '.join(sorted(names & set(node.names)))} (line {node.lineno})"
+        elif isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) in in_functions:
+            imported = {a.asname or a.name for a in node.names}
+            if "*" in imported or any(a.name in ("Label", "Bbox") for a in node.names) \
+                    or "datumaro" in imported:
+                return f"it imports Datumaro names inside a function (line {node.lineno})"
+    return ""
+
+
+def _use_standins(module, path: Path) -> tuple[str, str]:
+    """Point the script's names for Datumaro's Label/Bbox at the stand-ins when its
+    source shows nothing they could change; returns (path, reason)."""
+    if not FAST_PATH:
+        return "exact", "the fast path is switched off"
+    namespace = vars(module)
+    bound = {name: value for name, value in namespace.items()
+             if isinstance(value, type) and value in standins.STANDINS}
+    if not bound:
+        return "exact", "it builds no Datumaro Label or Bbox by name"
+    try:
+        source = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return "exact", "its source could not be read"
+    reason = fast_path_blocker(source, set(bound))
+    if reason:
+        return "exact", reason
+    for name, value in bound.items():
+        namespace[name] = standins.STANDINS[value]
+    return "fast", f"{', '.join(sorted(bound))} built as lightweight stand-ins"
+
+
 def _load_module(path: Path):
     name = f"_explain_interpreter_{next(_counter)}_{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
@@ -209,7 +313,13 @@ def _load_module(path: Path):
             f"{path.name}: loading the interpreter script failed: {type(exc).__name__}: {exc}"
         ) from exc
     patch_namespace(vars(module))
+    module.__explain_path__ = _use_standins(module, path)
     return module
+
+
+def _taking(interp: Interpreter, module) -> Interpreter:
+    interp.path_taken, interp.path_reason = module.__explain_path__
+    return interp
 
 
 def load_interpreter(path: str | Path) -> Interpreter:
@@ -235,7 +345,7 @@ def load_interpreter(path: str | Path) -> Interpreter:
                 f"{path.name}: expected a process_outputs(inputs, outputs) function "
                 "or one IModelInterpreter subclass, found neither"
             )
-        return BatchInterpreter(path, module, "0.x")
+        return _taking(BatchInterpreter(path, module, "0.x"), module)
 
     (cls,) = classes
     try:
@@ -247,9 +357,9 @@ def load_interpreter(path: str | Path) -> Interpreter:
         ) from exc
     has = {n for n in ("preprocess", "postprocess", "process_outputs") if callable(getattr(obj, n, None))}
     if {"preprocess", "postprocess"} <= has:
-        return ItemInterpreter(path, obj, _takes_item(obj.preprocess))
+        return _taking(ItemInterpreter(path, obj, _takes_item(obj.preprocess)), module)
     if "process_outputs" in has:
-        return BatchInterpreter(path, obj, "1.0")
+        return _taking(BatchInterpreter(path, obj, "1.0"), module)
     raise CliError(
         f"{path.name}: {cls.__name__} must define preprocess() and postprocess() "
         "(Datumaro 1.4+) or process_outputs() (Datumaro 1.0-1.3)"
@@ -261,6 +371,7 @@ class _ClassScores:
 
     def __init__(self, num_classes: int):
         self.num_classes = num_classes
+        self.fast = FAST_PATH
 
     def get_categories(self) -> dict:
         return {AnnotationType.label: LabelCategories.from_iterable(map(str, range(self.num_classes)))}
@@ -274,8 +385,9 @@ class _ClassScores:
         # One Label per image (the top class) carrying every class's score: building
         # C Label objects per image would cost more than the inference itself.
         top = x.argmax(axis=1)
-        return [[Label(int(c), attributes={"score": float(row[c]),
-                                           "scores": row.astype(np.float32).tolist()})]
+        make = standins.Label if self.fast else Label
+        return [[make(int(c), attributes={"score": float(row[c]),
+                                          "scores": row.astype(np.float32).tolist()})]
                 for c, row in zip(top, x)]
 
 
@@ -290,4 +402,9 @@ def builtin_interpreter(model) -> BatchInterpreter:
             "no interpreter script given (-i) and the model's output is not one [N, C] "
             "class-score tensor: pass an interpreter script"
         )
-    return BatchInterpreter(Path("<no interpreter: class scores>"), _ClassScores(shape[1].get_length()), "builtin")
+    interp = BatchInterpreter(Path("<no interpreter: class scores>"),
+                              _ClassScores(shape[1].get_length()), "builtin")
+    interp.path_taken, interp.path_reason = (
+        ("builtin", "no script: the output read as class scores") if FAST_PATH
+        else ("exact", "the fast path is switched off"))
+    return interp

@@ -12,6 +12,7 @@ from datumaro.components.dataset_base import DatasetItem
 from datumaro.components.media import Image
 
 from .base import Launcher
+from .standins import real_annotations
 
 __all__ = ["run_model"]
 
@@ -50,7 +51,8 @@ def run_model(launcher: Launcher, dataset, batch_size: int | None = None) -> Dat
 
     for predictions in launcher.stream(batches()):
         for slot, anns in zip(in_flight.popleft(), predictions):
-            out[slot] = out[slot].wrap(annotations=anns)
+            # scripts built lightweight stand-ins: the dataset gets Datumaro's own classes
+            out[slot] = out[slot].wrap(annotations=real_annotations(anns))
 
     categories = getattr(launcher, "categories_info", None) or {
         AnnotationType.label: launcher.categories

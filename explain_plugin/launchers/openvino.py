@@ -2,12 +2,19 @@
 
 Inference: the model is compiled once with the THROUGHPUT hint and run through
 an ``AsyncInferQueue`` with the device's optimal number of requests. When the
-batch dimension can be made static at ``batch_size`` (default 8) and every
-output keeps it as its first dimension, each request carries that many images;
+batch dimension can be made ``1..batch_size`` (default 8) and every output keeps
+it as its first dimension, each request carries up to that many images (a short
+batch is never padded: a clean pass of one image costs one inference);
 otherwise (a static batch-1 model, or an output such as DetectionOutput
 [1,1,N*K,7] that mixes the images of a batch) each request carries one image,
 so scripts see exactly what Datumaro gave them at batch 1. ``stream()`` keeps
-requests in flight while the caller prepares its next batch.
+requests in flight while the caller prepares its next batch. Unless a script
+has a ``normalize()`` hook (which sees the model-layout batch), an NCHW model
+takes NHWC images and OpenVINO transposes them in the graph.
+
+Interpretation: see ``interpreters`` (``interpretation_path``: documented-style
+scripts build lightweight stand-in annotations, read back by a vectorised
+conversion in ``predictions``).
 
 Geometry: ``--rescale pad|crop`` change how the launcher fits images to the
 input. Batch scripts (0.x / 1.0) still receive the original images and compute
@@ -33,9 +40,11 @@ from datumaro.components.annotation import Annotation, AnnotationType, Bbox, Lab
 from explain_plugin.errors import CliError
 from explain_plugin.translate import openvino_reason, quiet_stderr
 
-from .base import Launcher
+from .base import Launcher, Pending
 from .interpreters import Interpreter, ItemInterpreter, builtin_interpreter, load_interpreter
-from .predictions import check_finite_annotations, detections_from_annotations
+from .predictions import (
+    Predictions, check_finite_annotations, detections_from_annotations, label_scores,
+)
 from .preprocess import RESCALE_MODES, fit, map_script_annotations, prepare_batch, to_bgr
 
 __all__ = ["OpenVinoLauncher"]
@@ -82,6 +91,21 @@ class _Job:
             self._left -= 1
             if self._left == 0:
                 self.done.set()
+
+
+class _OvPending(Pending):
+    def __init__(self, launcher: "OpenVinoLauncher", job: _Job, ctx: Any):
+        self._launcher, self._job, self._ctx = launcher, job, ctx
+
+    def ready(self) -> bool:
+        return self._job.done.is_set()
+
+    def wait(self) -> None:
+        self._job.done.wait()
+
+    def result(self) -> list[list[Annotation]]:
+        self._job.done.wait()
+        return self._launcher._finish(self._job, self._ctx)
 
 
 class OpenVinoLauncher(Launcher):
@@ -213,7 +237,7 @@ class OpenVinoLauncher(Launcher):
         self.rescale = rescale or "warp"
         self.rgb = color_space == "rgb"
 
-        self._batch, self._per_image = self._reshape(model, batch_size or DEFAULT_BATCH)
+        self._batch, self._per_image, self._short_ok = self._reshape(model, batch_size or DEFAULT_BATCH)
         self._model = model
         self._input = model.inputs[0]
         self._layout = self._detect_layout(self._input.get_partial_shape())
@@ -227,6 +251,18 @@ class OpenVinoLauncher(Launcher):
                 f"model input {self._name(self._input)} {shape} is not a static [N,3,H,W] or "
                 "[N,H,W,3] image; use a Datumaro 1.5 preprocess() interpreter that sizes the images"
             )
+
+        # Without a normalize() hook no script sees the model-layout batch: OpenVINO takes
+        # NHWC images and transposes them inside the graph (threaded, fused), so a batch
+        # already stacked at the input size goes in as it is.
+        self._feed_layout = self._layout
+        self._model_inputs = None
+        if (not self._is_item and self._layout == "NCHW" and self.interpreter.kind != "1.0"
+                and not self.interpreter.has("normalize")):
+            self._model_inputs = [(self._name(p), str(p.get_partial_shape()),
+                                   p.get_element_type().get_type_name()) for p in model.inputs]
+            model = self._nhwc_input(model)
+            self._feed_layout = "NHWC"
 
         config = {"PERFORMANCE_HINT": "THROUGHPUT"}
         if precision == "f32":
@@ -244,8 +280,33 @@ class OpenVinoLauncher(Launcher):
         self._output_names = [self._name(o) for o in self._compiled.outputs]
         self._input_dtypes = {self._name(i): i.get_element_type().to_dtype() for i in self._compiled.inputs}
 
-        self.categories_info = self.interpreter.get_categories()
+        self.categories_info = dict(self.interpreter.get_categories())
         self.categories = self.categories_info.get(AnnotationType.label) or LabelCategories()
+        if not len(self.categories) and self._class_count():
+            # no get_categories() (optional in every generation): class ids as names
+            self.categories = LabelCategories.from_iterable(map(str, range(self._class_count())))
+            self.categories_info[AnnotationType.label] = self.categories
+
+    @property
+    def interpretation_path(self) -> str:
+        """How the script's annotations are built and read: "fast" (lightweight
+        stand-ins for Datumaro's Label/Bbox, vectorised conversion), "exact"
+        (Datumaro's own classes: the script inspects or subclasses them) or
+        "builtin" (no script)."""
+        return self.interpreter.path_taken
+
+    @property
+    def interpretation_reason(self) -> str:
+        """Why ``interpretation_path`` was taken, in a few words."""
+        return self.interpreter.path_reason
+
+    def _class_count(self) -> int:
+        """C of a single [N, C] output (a classifier's width), else 0."""
+        outputs = self._compiled.outputs
+        shape = outputs[0].get_partial_shape()
+        if shape.rank.is_static and len(shape) == 2 and shape[1].is_static:
+            return shape[1].get_length()
+        return 0
 
     # Model set-up --------------------------------------------------------
     @staticmethod
@@ -267,6 +328,15 @@ class OpenVinoLauncher(Launcher):
                     raise CliError(f"--output-layers: the model has no layer or tensor '{layer}'") from None
 
     @staticmethod
+    def _nhwc_input(model: ov.Model) -> ov.Model:
+        from openvino.preprocess import PrePostProcessor
+
+        ppp = PrePostProcessor(model)
+        ppp.input().tensor().set_layout(ov.Layout("NHWC"))
+        ppp.input().model().set_layout(ov.Layout("NCHW"))
+        return ppp.build()
+
+    @staticmethod
     def _detect_layout(shape: ov.PartialShape) -> str:
         if shape.rank.is_static and len(shape) == 4:
             c1, c3 = shape[1], shape[3]
@@ -275,36 +345,42 @@ class OpenVinoLauncher(Launcher):
         return "NCHW"
 
     @staticmethod
-    def _reshape(model: ov.Model, batch: int) -> tuple[int, bool]:
-        """Make the batch dim static at ``batch`` if the model allows it.
+    def _reshape(model: ov.Model, batch: int) -> tuple[int, bool, bool]:
+        """Make the batch dim ``1..batch`` (or static at ``batch``) if the model allows it.
 
-        Returns (images per request, whether every output has one row per image).
+        Returns (images per request, whether every output has one row per image,
+        whether requests may carry fewer images: a short batch then costs what its
+        images cost, with no padding copies evaluated).
         Outputs that mix a batch's images (DetectionOutput [1,1,N*K,7]) force batch 1.
         """
 
-        def set_batch(n: int) -> bool:
+        def set_batch(dim) -> bool:
             shapes = {}
             for port in model.inputs:
                 shape = port.get_partial_shape()
                 if not shape.rank.is_static or len(shape) == 0:
                     return False
-                shape[0] = n
+                shape[0] = dim
                 shapes[port] = shape
             try:
                 model.reshape(shapes)
             except Exception:
                 return False
-            return all(_batch_dim_is(o.get_partial_shape(), n) for o in model.outputs)
+            return all(o.get_partial_shape().rank.is_static and len(o.get_partial_shape())
+                       and o.get_partial_shape()[0] == dim for o in model.outputs)
 
-        per_image = set_batch(max(batch, 2))
+        per_image = set_batch(ov.Dimension(max(batch, 2)))
         if per_image and batch > 1:
-            return batch, True
-        if set_batch(1) or _batch_dim_is(model.inputs[0].get_partial_shape(), 1):
-            return 1, per_image
+            if set_batch(ov.Dimension(1, batch)):
+                return batch, True, True
+            set_batch(ov.Dimension(batch))
+            return batch, True, False
+        if set_batch(ov.Dimension(1)) or _batch_dim_is(model.inputs[0].get_partial_shape(), 1):
+            return 1, per_image, False
         # Not reshapeable: keep the model's own static batch.
         shape = model.inputs[0].get_partial_shape()
         n = shape[0].get_length() if shape.rank.is_static and len(shape) and shape[0].is_static else 1
-        return n, all(_batch_dim_is(o.get_partial_shape(), n) for o in model.outputs)
+        return n, all(_batch_dim_is(o.get_partial_shape(), n) for o in model.outputs), False
 
     # Launcher interface --------------------------------------------------
     @property
@@ -345,10 +421,12 @@ class OpenVinoLauncher(Launcher):
                 if self.interpreter.kind == "builtin"
                 else f"{self.interpreter.name} (Datumaro {self.interpreter.kind})"
             ),
-            "inputs": [port(p) for p in self._compiled.inputs],
+            "inputs": ([port(p) for p in self._compiled.inputs] if self._model_inputs is None else
+                       [{"name": n, "shape": sh, "type": t} for n, sh, t in self._model_inputs]),
             "outputs": [port(p) for p in self._compiled.outputs],
             "layout": self._layout,
             "labels": [c.name for c in self.categories],
+            "interpretation": {"path": self.interpretation_path, "reason": self.interpretation_reason},
             "batch": self._batch,
             "requests": self._requests,
             "device": self.device,
@@ -359,6 +437,9 @@ class OpenVinoLauncher(Launcher):
 
     def stream(self, batches: Iterable[Sequence[np.ndarray]]) -> Iterator[list[list[Annotation]]]:
         """Yield one list of annotations per image, batch by batch, in order.
+
+        A batch given as one float32 [N,H,W,3] array at the input size is read in
+        place by the requests: do not write into it before its results are yielded.
 
         Batches are read ahead (up to the number of requests + 1) so the device
         works while the caller builds the next one; a finished batch is yielded
@@ -389,6 +470,15 @@ class OpenVinoLauncher(Launcher):
             if pending:  # closed early: requests still read shared inputs
                 self._queue.wait_all()
 
+    def submit(self, batch: Sequence[np.ndarray]) -> Pending:
+        """Start one batch on the async queue and return at once (the engine's primitive)."""
+        return _OvPending(self, *self._submit(batch))
+
+    def padding(self, count: int) -> int:
+        if getattr(self, "_short_ok", False):  # short batches run as they are
+            return 0
+        return -count % self._batch
+
     # Inference -----------------------------------------------------------
     def _on_done(self, request: ov.InferRequest, userdata: tuple[_Job, int]) -> None:
         job, index = userdata
@@ -406,7 +496,7 @@ class OpenVinoLauncher(Launcher):
         if not images:
             return _Job(0, 0), None
         if self._is_item:
-            inputs, ctx = self._prepare_items(images)
+            inputs, ctx = self._prepare_items(self.interpreter.item_images(images, stacked))
         else:
             inputs, ctx = self._prepare_batch(images, stacked)
         n, b = len(images), self._batch
@@ -415,7 +505,7 @@ class OpenVinoLauncher(Launcher):
             chunk = {}
             for name, array in inputs.items():
                 part = array[start : start + b]
-                if len(part) < b:  # a static batch: pad with copies of the last image
+                if len(part) < b and not self._short_ok:  # static batch: pad with copies
                     part = np.concatenate([part, np.repeat(part[-1:], b - len(part), axis=0)])
                 chunk[name] = part
             job.keep_alive.append(chunk)
@@ -429,12 +519,17 @@ class OpenVinoLauncher(Launcher):
         originals = images
         if same and self.interpreter.kind != "builtin":
             originals = stacked if stacked is not None else np.stack(images)
+        name = self._name(self._input)
+        if (stacked is not None and self._feed_layout == "NHWC" and not self.rgb
+                and stacked.shape[1:3] == self._hw and stacked.dtype == self._input_dtypes[name]
+                and stacked.flags.c_contiguous):
+            # already the model's input, as images: no copy (requests read it in place)
+            return {name: stacked}, (originals, [fit(self._hw, self._hw, self.rescale)] * len(stacked))
         model_images = images
         if self.interpreter.kind == "1.0" and same:
             model_images = list(self.interpreter.resize(np.asarray(originals, np.float32)))
-        x, geometries = prepare_batch(model_images, self._hw, self.rescale, self._layout, self.rgb)
+        x, geometries = prepare_batch(model_images, self._hw, self.rescale, self._feed_layout, self.rgb)
         x = self.interpreter.normalize(x)
-        name = self._name(self._input)
         x = np.ascontiguousarray(x, dtype=self._input_dtypes[name])
         return {name: x}, (originals, geometries)
 
@@ -508,9 +603,12 @@ class OpenVinoLauncher(Launcher):
                 outputs = outs[0] if len(outs) == 1 else dict(zip(self._output_names, outs))
                 results += self.interpreter.process_outputs(originals[start:stop], outputs, stop - start)
             results = [map_script_annotations(anns, g) for anns, g in zip(results, geometries)]
-        if self.interpreter.kind != "builtin":
+        # One pass over a Label-only batch both checks it and reads its score rows,
+        # which scores_from_annotations then takes as they are.
+        scores = label_scores(results, len(self.categories)) if len(self.categories) else None
+        if scores is None and self.interpreter.kind != "builtin":
             check_finite_annotations(results, source=self.interpreter.name)
-        return [self._filter(anns) for anns in results]
+        return Predictions([self._filter(anns) for anns in results], scores)
 
     # Detector post-filters -------------------------------------------------
     def _filter(self, anns: list[Annotation]) -> list[Annotation]:

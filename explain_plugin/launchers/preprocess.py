@@ -146,6 +146,17 @@ def prepare_batch(
     return out, geometries
 
 
+def _not_shapes() -> set[type]:
+    from datumaro.components.annotation import Caption, Label
+
+    from .standins import Label as FastLabel
+
+    return {Label, FastLabel, Caption}
+
+
+_NOT_SHAPES = _not_shapes()
+
+
 def _map_points(points: Sequence[float], g: Geometry) -> list[float]:
     return g.warp_frame_to_original(np.reshape(points, (-1, 2))).reshape(-1).tolist()
 
@@ -157,7 +168,7 @@ def map_script_annotations(anns: list[Annotation], g: Geometry) -> list[Annotati
     Bbox, Points, Polygon and PolyLine are mapped; other annotations (labels,
     masks...) are returned as they are.
     """
-    if g.is_warp:
+    if g.is_warp or set(map(type, anns)) <= _NOT_SHAPES:
         return anns
     mapped = []
     for ann in anns:

@@ -9,6 +9,7 @@ import click
 import numpy as np
 
 from explain_plugin.errors import CliError
+from explain_plugin.methods.normalize import normalize_maps  # noqa: F401 - its older home
 
 
 class NothingToExplain(CliError):
@@ -40,21 +41,44 @@ class Snapshot:
     raw: np.ndarray | None = None
     baseline: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Method-neutral fields the run loop reads (it never reads a method's options):
+    save: bool = False  # write this intermediate snapshot (e.g. RISE's --progressive)
+    show: bool = False  # display it while the maps build (e.g. RISE's --display)
+    evaluations: dict[str, int] = field(default_factory=dict)  # model evaluations per purpose
+    notes: list[str] = field(default_factory=list)  # one-line remarks for the user
+    metrics: list[dict[str, Any]] | None = None  # per target (methods.metrics), when computed
 
 
-ProgressFn = Callable[[int, int], None]  # (masks done, masks planned)
+@dataclass
+class ItemInfo:
+    """What a method may know about the dataset item beside its image."""
+
+    key: str = ""
+    boxes: list[tuple[str, tuple[float, float, float, float]]] = field(default_factory=list)
+    # ground-truth boxes: (label name, (x1, y1, x2, y2) in image pixels)
+    labels: list[str] = field(default_factory=list)  # ground-truth image labels (names)
+
+
+ProgressFn = Callable[[int, int], None]  # (samples done, samples planned)
 
 
 class ExplainMethod(ABC):
     """A method: ``datum explain ... NAME [options]``.
 
     ``options()`` are the method's click options; the CLI passes their values to
-    ``__init__``. ``explain`` streams batches through one launcher and yields
-    snapshots, the last one final; it never holds more than a few batches.
+    ``__init__`` and never reads them itself (``presentation_options`` and the
+    Snapshot fields ``save``/``show``/``notes`` tell it what it needs). ``explain``
+    evaluates masks through ``methods.engine`` and yields snapshots, the last one
+    final; with ``takes_item`` it also gets ``item=ItemInfo`` (ground truth).
     """
 
     name: ClassVar[str]
     help: ClassVar[str] = ""
+    # Options that change how a run looks or how fast it goes, not its results:
+    # left out of the run's identity, so changing them still resumes the run.
+    presentation_options: ClassVar[frozenset[str]] = frozenset()
+    # Whether ``explain`` takes ``item=ItemInfo`` (ground truth for metrics and targets).
+    takes_item: ClassVar[bool] = False
 
     @classmethod
     @abstractmethod
@@ -80,12 +104,8 @@ class ExplainMethod(ABC):
                 ) -> Iterator[Snapshot]:
         """Explain one HWC BGR image; yield snapshots, the last with ``final=True``."""
 
+    def write_outputs(self, out_dir, stem: str, image: np.ndarray, snap: Snapshot) -> list[str]:
+        """Files of the method's own (beside the maps every method writes), relative to
+        ``out_dir``; a method's own ``run.json`` entries go in ``snap.extra["record"]``."""
+        return []
 
-def normalize_maps(maps: np.ndarray) -> np.ndarray:
-    """Min-max normalise each map to [0, 1]; a constant map becomes zeros, never NaN."""
-    flat = maps.reshape(maps.shape[0], -1)
-    lo = flat.min(axis=1, keepdims=True)
-    span = flat.max(axis=1, keepdims=True) - lo
-    safe = np.where(span > 0, span, 1.0)
-    out = np.where(span > 0, (flat - lo) / safe, 0.0).astype(np.float32)
-    return out.reshape(maps.shape)

@@ -1,12 +1,18 @@
-"""How much a masked image still says about each target: the weights of RISE and D-RISE.
+"""How much a perturbed image still says about each target, and whether it still wins.
 
-``ClassScorer``: the target classes' scores. ``BoxScorer`` (D-RISE, Petsiuk et
-al. 2021): for each target box, the max over the masked image's detections of
-IoU x class similarity (cosine of probability vectors where the interpreter
-gives them, else same label x score).
+A scorer turns the launcher's annotations for K images into an ``Answer``:
+``scores`` [K, T] (the weights of RISE and D-RISE), ``hit`` [K, T] (the target is
+still the model's answer) and, for classifiers, the full class rows [K, C].
+
+``ClassScorer``: the target classes' scores; hit = the target class alone scores highest.
+``BoxScorer`` (D-RISE, Petsiuk et al. 2021): for each target box, the max over the
+image's detections of IoU x class similarity (cosine of probability vectors where
+the interpreter gives them, else same label x score), IoU below ``iou`` counting 0;
+hit = a box of the target's label with IoU >= ``iou`` survives.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -28,17 +34,48 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0).astype(np.float32)
 
 
+@dataclass
+class Answer:
+    """The model's answer on K perturbed images, for the evaluator's T targets."""
+
+    scores: np.ndarray  # float32 [K, T]
+    hit: np.ndarray  # bool [K, T]
+    classes: np.ndarray | None = None  # float32 [K, C] (classifiers), else None
+
+    def __len__(self) -> int:
+        return self.scores.shape[0]
+
+    def rows(self, start: int, stop: int) -> "Answer":
+        return Answer(self.scores[start:stop], self.hit[start:stop],
+                      None if self.classes is None else self.classes[start:stop])
+
+    @classmethod
+    def join(cls, parts: Sequence["Answer"]) -> "Answer":
+        if len(parts) == 1:
+            return parts[0]
+        classes = None if parts[0].classes is None else np.concatenate([p.classes for p in parts])
+        return cls(np.concatenate([p.scores for p in parts]),
+                   np.concatenate([p.hit for p in parts]), classes)
+
+
 class ClassScorer:
-    """Weights = the scores of the target classes."""
+    """Scores = the target classes' scores; hit = the target class alone is the top class."""
 
     def __init__(self, class_ids: np.ndarray, num_classes: int):
         self.class_ids = np.asarray(class_ids, dtype=np.int64)
         self.num_classes = num_classes
 
+    def answer(self, batch_anns: Sequence[list]) -> Answer:
+        classes = scores_from_annotations(batch_anns, self.num_classes)
+        scores = np.ascontiguousarray(classes[:, self.class_ids], dtype=np.float32)
+        top = classes.max(axis=1, keepdims=True)
+        # a tie at the top is no answer (a model that ignores its input "answers" nothing)
+        unique = (classes == top).sum(axis=1, keepdims=True) == 1
+        return Answer(scores, (scores >= top) & unique, classes)
+
     def __call__(self, batch_anns: Sequence[list]) -> np.ndarray:
-        """[T, B] float32."""
-        scores = scores_from_annotations(batch_anns, self.num_classes)
-        return np.ascontiguousarray(scores[:, self.class_ids].T, dtype=np.float32)
+        """Weights [T, B] float32."""
+        return np.ascontiguousarray(self.answer(batch_anns).scores.T)
 
 
 class BoxScorer:
@@ -50,18 +87,27 @@ class BoxScorer:
         self.iou_thresh = float(iou_thresh)
 
     def __call__(self, batch_anns: Sequence[list]) -> np.ndarray:
+        """Weights [T, B] float32."""
+        return np.ascontiguousarray(self.answer(batch_anns).scores.T)
+
+    def answer(self, batch_anns: Sequence[list]) -> Answer:
         t = self.targets
         weights = np.zeros((len(batch_anns), len(t.labels)), dtype=np.float32)
+        hit = np.zeros(weights.shape, dtype=bool)
         dets = [detections_from_annotations(anns, self.num_classes) for anns in batch_anns]
         counts = [len(d.labels) for d in dets]
         if not sum(counts) or not len(t.labels):
-            return weights.T.copy()
+            return Answer(weights, hit)
         image_idx = np.repeat(np.arange(len(dets)), counts)
         boxes = np.concatenate([d.boxes for d in dets])
         labels = np.concatenate([d.labels for d in dets])
         scores = np.concatenate([d.scores for d in dets])
         iou = box_iou(t.boxes, boxes)  # [T, K]
         iou[iou < self.iou_thresh] = 0.0
+        same = (t.labels[:, None] == labels[None, :]) & (iou > 0)
+        if not self.iou_thresh:
+            same &= iou >= 0.5  # no --iou: a surviving box must still be the same object
+        np.logical_or.at(hit, image_idx, same.T)
         have_probs = t.probs is not None and all(d.probs is not None for d in dets if len(d.labels))
         if have_probs:
             probs = np.concatenate([d.probs for d in dets if len(d.labels)])
@@ -69,7 +115,7 @@ class BoxScorer:
         else:
             sim = (t.labels[:, None] == labels[None, :]) * scores[None, :]
         np.maximum.at(weights, image_idx, (iou * sim).T.astype(np.float32))
-        return weights.T.copy()
+        return Answer(weights, hit)
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:

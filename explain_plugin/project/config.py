@@ -23,8 +23,8 @@ MODELS_DIR = Path(ENV_DIR, "models")
 
 def detect_version(root: Path) -> int | None:
     """2 or 1 for a project at ``root``, None where there is none."""
-    if (root / V2_CONFIG).is_file():
-        return 2
+    if (root / V2_CONFIG).is_file() or (root / V2_TREE_CONFIG).is_file():
+        return 2  # 1.11 writes config.yml only once a model is added
     if (root / V1_CONFIG).is_file():
         return 1
     return None

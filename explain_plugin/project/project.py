@@ -41,7 +41,8 @@ class Project:
                 "or create one with 'datum project create'"
             )
         if version == 2:
-            config = cfg.load_yaml(root / cfg.V2_CONFIG)
+            config_path = root / cfg.V2_CONFIG
+            config = cfg.load_yaml(config_path) if config_path.is_file() else {"format_version": 2}
             tree_path = root / cfg.V2_TREE_CONFIG
             tree = cfg.load_yaml(tree_path) if tree_path.is_file() else cfg.new_v2_tree()
             cfg.check_schema(config, root / cfg.V2_CONFIG, ("models",))
@@ -93,6 +94,14 @@ class Project:
             cfg.dump_yaml(self.root / cfg.V2_CONFIG, self._config)
         else:
             cfg.dump_yaml(self.root / cfg.V1_CONFIG, self._config)
+
+    @property
+    def tree_config(self) -> dict:
+        """The v2 working tree config (sources, build_targets), as stored."""
+        if self._tree is None:
+            raise CliError(f"project at {self.root} is a Datumaro 0.1 (v1) project: convert it "
+                           "with 'datum project migrate -o DIR'")
+        return self._tree
 
     # Models --------------------------------------------------------------
     @property
@@ -203,7 +212,7 @@ class Project:
 
     def import_source(
         self, path: str | os.PathLike, fmt: str, name: str | None = None,
-        options: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None, rpath: str | None = None, check: bool = True,
     ) -> str:
         """Copy a dataset into the project as a new source; return its name.
 
@@ -225,20 +234,26 @@ class Project:
         if target.exists():
             raise CliError(f"'{target}' already exists in the project: choose another name with -n")
         options = dict(options or {})
+        if src == self.root or self.root in src.parents:
+            raise CliError(f"'{path}' is inside the project: use 'datum project add' for a "
+                           "folder in the project root")
+        if rpath:
+            rpath = _checked_rpath(src, rpath, path)
 
         staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.root))
         try:
             if src.is_dir():
                 data_dir = staging / "data"
                 shutil.copytree(src, data_dir)
-                rel = ""
+                rel = rpath or ""
             else:
                 data_dir = staging / "data"
                 data_dir.mkdir()
                 shutil.copy2(src, data_dir / src.name)
                 rel = src.name
-            dataset = import_dataset(data_dir / rel, fmt, options, what=f"'{path}'")
-            len(dataset)  # force loading: a broken dataset fails here, not later
+            if check:
+                dataset = import_dataset(data_dir / rel, fmt, options, what=f"'{path}'")
+                len(dataset)  # force loading: a broken dataset fails here, not later
             os.replace(data_dir, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -250,7 +265,34 @@ class Project:
         self._tree["build_targets"].setdefault("project", {"stages": [cfg.root_stage("project")]})
         return name
 
-    def remove_source(self, name: str, keep_data: bool = False) -> None:
+    def add_source(self, path: str | os.PathLike, fmt: str, options: dict[str, Any] | None = None,
+                   rpath: str | None = None, check: bool = True) -> str:
+        """Register a folder already in the project root as a source (1.11's ``add``)."""
+        if self.version != 2:
+            raise CliError(f"project at {self.root} is a Datumaro 0.1 (v1) project: adding "
+                           "sources is supported for v2 projects")
+        src = Path(path).resolve()
+        if not src.is_dir():
+            raise CliError(f"source folder '{path}' does not exist: check the path")
+        if src.parent != self.root:
+            raise CliError(f"'{path}' is not a folder in the project root {self.root}: "
+                           "use 'datum project import' to copy a dataset from elsewhere")
+        name = src.name
+        if name in self.sources or name.startswith(".") or name == "project":
+            raise CliError(f"source '{name}' already exists or is a reserved name")
+        rel = _checked_rpath(src, rpath, path) if rpath else ""
+        options = dict(options or {})
+        if check:
+            len(import_dataset(src / rel, fmt, options, what=f"'{path}'"))
+        self.sources[name] = {"format": fmt, "hash": "", "options": options, "path": rel,
+                              "url": str(src)}
+        self._tree.setdefault("build_targets", {})[name] = cfg.source_build_target()
+        self._tree["build_targets"].setdefault("project", {"stages": [cfg.root_stage("project")]})
+        return name
+
+    def remove_source(self, name: str, keep_data: bool = False, force: bool = False) -> None:
+        if force and name not in self.sources:
+            return
         self.source(name)
         del self.sources[name]
         if self.version == 2:
@@ -277,6 +319,17 @@ class Project:
             parts = [self.make_dataset(name) for name in self.sources]
             return parts[0] if len(parts) == 1 else Dataset.from_extractors(*parts)
         return parse_path_target(target)
+
+
+def _checked_rpath(src: Path, rpath: str, what) -> str:
+    """``rpath`` relative to ``src``, which it must name an existing path inside of."""
+    full = (src / rpath).resolve()
+    if full != src and src not in full.parents:
+        raise CliError(f"-r/--path '{rpath}' is outside the dataset '{what}': give a path "
+                       "inside it")
+    if not full.exists():
+        raise CliError(f"-r/--path '{rpath}' does not exist in '{what}': check the path")
+    return full.relative_to(src).as_posix()
 
 
 def parse_path_target(target: str):

@@ -94,7 +94,7 @@ class ItemWriter:
             small = cv2.resize(np.clip(image, 0, 255).astype(np.uint8), (w, h),
                                interpolation=cv2.INTER_AREA)
         full = upsample(np.asarray(maps, dtype=np.float32), h, w) if len(maps) else maps
-        anns, rows = [], []
+        anns, rows, files = [], [], []
         images_dir = self.layout.root / self.layout.images_dir(subset)
         first_overlay = None
         for j, (t, sal) in enumerate(zip(targets, full)):
@@ -114,6 +114,7 @@ class ItemWriter:
             else:
                 region = _resize_mask(region, h, w)
             overlay_rel = f"{self.layout.images_dir(subset)}/{ov_rel}"
+            files += [hm_rel, overlay_rel]
             metrics = {k: v for k, v in (t.get("metrics") or {}).items() if v is not None}
             attributes = {
                 "method": self.method, "target": t["name"], "role": t.get("role", "pred"),
@@ -128,6 +129,8 @@ class ItemWriter:
             rows.append({"label": t["name"], "role": t.get("role", "pred"),
                          "score": float(t["score"]), "heatmap": hm_rel,
                          "overlay": overlay_rel, **metrics})
+        if isinstance(info.get("record"), dict):  # run.json's entry lists every file
+            info["record"]["files"] = files + list(info["record"].get("files") or [])
         shard = {
             "params": self.digest, "key": key, "id": item_id, "subset": subset,
             "size": [h, w], "source_size": [h0, w0],

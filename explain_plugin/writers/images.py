@@ -24,13 +24,23 @@ def target_keys(targets: list[ExplainedTarget]) -> list[str]:
     return [n if names.count(n) == 1 else f"{n}-{j}" for j, n in enumerate(names)]
 
 
+# OpenCV resizes at most 512 channels in one call (CV_CN_MAX)
+_CV_MAX_CHANNELS = 512
+
+
 def upsample(maps: np.ndarray, height: int, width: int) -> np.ndarray:
-    """[T, h, w] maps -> [T, height, width] float32, bilinear (maps are smooth)."""
+    """[T, h, w] maps -> [T, height, width] float32, bilinear (maps are smooth);
+    any number of maps (resized in chunks OpenCV accepts)."""
     import cv2
 
-    stacked = np.ascontiguousarray(maps.transpose(1, 2, 0))
-    out = cv2.resize(stacked, (width, height), interpolation=cv2.INTER_LINEAR)
-    return out.reshape(height, width, -1).transpose(2, 0, 1)
+    maps = np.asarray(maps, np.float32)
+    out = np.empty((len(maps), height, width), np.float32)
+    for start in range(0, len(maps), _CV_MAX_CHANNELS):
+        chunk = maps[start : start + _CV_MAX_CHANNELS]
+        stacked = np.ascontiguousarray(chunk.transpose(1, 2, 0))
+        resized = cv2.resize(stacked, (width, height), interpolation=cv2.INTER_LINEAR)
+        out[start : start + len(chunk)] = resized.reshape(height, width, -1).transpose(2, 0, 1)
+    return out
 
 
 def encode_png(image: np.ndarray, level: int | None = None) -> bytes:

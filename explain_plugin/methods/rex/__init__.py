@@ -1,0 +1,1 @@
+"""ReX (causal responsibility, Chockler et al.): search, extraction and the method."""
