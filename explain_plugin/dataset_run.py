@@ -187,24 +187,10 @@ class _Pipeline:
         errors: list[BaseException] = []
 
         def load():
-            from explain_plugin.item_targets import item_ground_truth
-            from explain_plugin.targets import item_image
-
             try:
-                for item in select_items(dataset, self.req.selection, SelectionStats()):
+                for entry in self._pending(dataset, done, bar_update):
                     if stop.is_set():
                         return
-                    k = (item.subset or "default", item.id)
-                    if k in done:
-                        continue
-                    gt = item_ground_truth(item, self.dataset_labels)
-                    try:
-                        image = item_image(item)
-                    except CliError as e:  # a corrupt file: skip and count, go on
-                        self.unreadable.append(str(e))
-                        bar_update()
-                        continue
-                    entry = (item_key(item), k, image, gt)
                     while not stop.is_set():
                         try:
                             loaded.put(entry, timeout=0.1)
@@ -274,6 +260,25 @@ class _Pipeline:
         if errors:
             raise errors[0]
         return explained
+
+    def _pending(self, dataset, done: set, on_skip):
+        """``(key, (subset, id), image, gt)`` of each selected item not in ``done``; an
+        unreadable image is counted in ``unreadable`` and reported by ``on_skip()``."""
+        from explain_plugin.item_targets import item_ground_truth
+        from explain_plugin.targets import item_image
+
+        for item in select_items(dataset, self.req.selection, SelectionStats()):
+            k = (item.subset or "default", item.id)
+            if k in done:
+                continue
+            gt = item_ground_truth(item, self.dataset_labels)
+            try:
+                image = item_image(item)
+            except CliError as e:  # a corrupt file: skip and count, go on
+                self.unreadable.append(str(e))
+                on_skip()
+                continue
+            yield item_key(item), k, image, gt
 
     def _explain(self, key: str, image: np.ndarray, gt, bar) -> dict:
         from explain_plugin.api import run_method

@@ -173,7 +173,7 @@ def dying_rise_class():
         name = "dying"
         marker_dir = DyingRise.marker_dir
 
-        def explain(self, launcher, image, progress=None):
+        def explain(self, launcher, image, progress=None, item=None):
             marks = Path(self.marker_dir)
             q2 = bool(image[H - 4, 4, 0] == 230)  # bottom-left lit: only q2
             with open(marks / "log", "a") as log:
@@ -181,7 +181,7 @@ def dying_rise_class():
             if q2 and not (marks / "seen").exists():  # die the first time only
                 (marks / "seen").touch()
                 os._exit(1)
-            yield from super().explain(launcher, image, progress)
+            yield from super().explain(launcher, image, progress, item=item)
 
     return Dying
 
@@ -222,6 +222,46 @@ def test_a_killed_workers_item_is_retried_and_the_run_completes(cluster, project
     np.testing.assert_array_equal(
         np.load(run / got["q2"]["targets"][0]["heatmap"]),
         np.load(local_run / want["q2"]["targets"][0]["heatmap"]))
+
+
+def blind_worker_class():
+    """A worker on a node without the run directory: it must send its results back."""
+    from explain_plugin.executors.ray_executor import ItemWorker
+
+    class Blind(ItemWorker):
+        def __init__(self, req, project_dir, run_root, *args):
+            super().__init__(req, project_dir, run_root + "-not-mounted", *args)
+
+        def explain(self, *args):
+            assert not self.direct
+            return super().explain(*args)
+
+    return Blind
+
+
+def test_workers_that_cannot_see_the_run_send_results_the_driver_writes(
+        cluster, project, local_run, datum, monkeypatch):
+    monkeypatch.setattr("explain_plugin.executors.ray_executor.ItemWorker",
+                        blind_worker_class())  # shipped by value, like the module
+    from explain_plugin.dataset_run import _Pipeline
+
+    written_here = []
+    real_write = _Pipeline._write
+
+    def write(self, k, *args):  # the driver's writes (actors import their own class)
+        written_here.append(k)
+        return real_write(self, k, *args)
+
+    monkeypatch.setattr(_Pipeline, "_write", write)
+    result = datum("explain", "-p", project, "-m", "cls", "quads", "-n", "r", "-q",
+                   "--executor", "ray", "--workers", "2", *RISE)
+    assert result.code == 0, result.err
+    run = project / "explanations" / "r"
+    assert sorted(written_here) == sorted(("val", i) for i in ITEMS)
+    assert not Path(str(run.resolve()) + "-not-mounted").exists()
+    assert_same_results(run, local_run)
+    manifest = json.loads((run / "run.json").read_text())
+    assert manifest["status"] == "complete" and len(manifest["items"]) == len(ITEMS)
 
 
 def test_missing_ray_is_one_line(project, datum, monkeypatch):

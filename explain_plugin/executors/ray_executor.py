@@ -16,12 +16,11 @@ resumed run checks, whichever worker wrote it.
 """
 from __future__ import annotations
 
-import inspect
 import json
 import os
-import threading
 import time
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,23 +40,9 @@ def import_ray():
     return ray
 
 
-class _Recorder:
-    """An ItemWriter stand-in for workers that cannot see the run directory: it keeps
-    what would be written, for the driver to write."""
-
-    def __init__(self):
-        self.pending: dict | None = None
-
-    def write(self, **kwargs) -> None:
-        self.pending = kwargs
-
-    def take(self) -> dict | None:
-        pending, self.pending = self.pending, None
-        return pending
-
-
 class ItemWorker:
-    """One Ray actor: the project's model compiled once, then items one at a time."""
+    """One Ray actor: the project's model compiled once, then items one at a time,
+    explained and written by the local run's own per-item code (``dataset_run._Pipeline``)."""
 
     def __init__(self, req, project_dir: str, run_root: str, digest: str, spec,
                  dataset_labels, labels):
@@ -73,25 +58,25 @@ class ItemWorker:
         self._blas = threadpool_limits(limits=1, user_api="blas")
         layout = RunLayout(Path(run_root))
         self.direct = _sees_run(layout, digest)
-        self.recorder = _Recorder()
-        writer = ItemWriter(layout, req.method_cls.name, digest) if self.direct else self.recorder
+        writer = ItemWriter(layout, req.method_cls.name, digest) if self.direct else None
         self.launcher = load_launcher(Project.open(project_dir), req.model_name)
         self.pipeline = _Pipeline(req, self.launcher, writer, spec, dataset_labels, labels)
-        accepted = inspect.signature(self.pipeline._explain).parameters
-        self._extra = {}
-        if "launcher" in accepted:  # the item pipeline's per-thread launcher and stop event
-            self._extra = {"launcher": self.launcher, "stop": threading.Event()}
 
     def ready(self) -> dict:
         return {"pid": os.getpid(), "direct": self.direct}
 
     def explain(self, key: str, k: tuple[str, str], image, gt) -> dict:
-        """Explain and store one item; returns what the driver must write (if anything)."""
+        """Explain one item and write it when this process sees the run directory;
+        otherwise return the result for the driver to write."""
         started = time.perf_counter()
-        result = self.pipeline._explain(key, image, gt, None, **self._extra)
-        self.pipeline._write(k, key, image, gt, result)
+        result = self.pipeline._explain(key, image, gt, None)
+        if self.direct:
+            self.pipeline._write(k, key, image, gt, result)
+            result = None
+        elif result.get("explanation") is not None:  # the driver has the image already
+            result = {**result, "explanation": replace(result["explanation"], image=None)}
         return {"pid": os.getpid(), "seconds": time.perf_counter() - started,
-                "write": self.recorder.take()}
+                "result": result}
 
 
 def _sees_run(layout, digest: str) -> bool:
@@ -103,13 +88,21 @@ def _sees_run(layout, digest: str) -> bool:
 
 
 class RayPipeline:
-    """The run's items over Ray actors; same interface as dataset_run's local pipeline."""
+    """The run's items over Ray actors; the interface of dataset_run's local pipeline
+    (``run``, ``unreadable``, ``written``), whose item reading and writing it reuses."""
 
     def __init__(self, executor, req, writer, spec, dataset_labels, labels):
+        from explain_plugin.dataset_run import _Pipeline
+
         self.executor, self.req, self.writer = executor, req, writer
         self.spec, self.dataset_labels, self.labels = spec, dataset_labels, labels
-        self.unreadable: list[str] = []  # "key: reason", items skipped (no shard written)
-        self.failed: list[str] = []  # items that took down MAX_ATTEMPTS workers
+        # This process's half of the item code: it reads the items and writes what
+        # actors that cannot see the run directory send back (no model needed).
+        self.local = _Pipeline(req, None, writer, spec, dataset_labels, labels)
+        # "key: reason" per item not explained: unreadable images, and items that took
+        # down MAX_ATTEMPTS workers (the run then ends "incomplete"; a rerun retries them)
+        self.unreadable: list[str] = self.local.unreadable
+        self.written = 0  # items whose shard is on disk (written by any worker or here)
         self.lost_workers = 0
         self.timings: list[float] = []  # seconds per item inside the actors
         self.seconds = {"startup": 0.0, "dispatch": 0.0}  # actors ready; the item loop
@@ -130,16 +123,9 @@ class RayPipeline:
             if self.lost_workers:
                 click.echo(f"{self.lost_workers} worker(s) lost; their items were retried",
                            err=True)
-            if self.failed:
-                click.echo(f"Skipped {len(self.failed)} item(s) that took down "
-                           f"{MAX_ATTEMPTS} workers each (a rerun retries them): "
-                           + ", ".join(self.failed[:3]), err=True)
 
     def _run(self, ray, dataset, done: set, total: int) -> int:
         from explain_plugin.dataset_run import _bar
-        from explain_plugin.item_targets import item_ground_truth
-        from explain_plugin.selection import SelectionStats, item_key, select_items
-        from explain_plugin.targets import item_image
 
         todo = total - len(done)
         if todo <= 0:
@@ -154,42 +140,32 @@ class RayPipeline:
                 self.dataset_labels, self.labels)
 
         actors = [actor_cls.remote(*args) for _ in range(n)]
-        self._check_started(ray, actors)
+        bar = None
         started = time.perf_counter()
-        self.seconds["startup"] = started - self._t0
-        budget = n * MAX_ATTEMPTS  # replacement actors, all told
-
-        def items():
-            for item in select_items(dataset, self.req.selection, SelectionStats()):
-                k = (item.subset or "default", item.id)
-                if k in done:
-                    continue
-                gt = item_ground_truth(item, self.dataset_labels)
-                try:
-                    image = item_image(item)
-                except CliError as e:  # a corrupt file: skip and count, go on
-                    self.unreadable.append(str(e))
-                    if bar is not None:
-                        bar.update(1)
-                    continue
-                yield {"key": item_key(item), "k": k, "image": image, "gt": gt, "tries": 0}
-
-        bar = _bar(total, len(done), self.req.quiet)
-        source = items()
-        retry: deque = deque()
-        free = deque(range(n))
-        inflight: dict = {}  # ObjectRef -> (actor slot, job)
         explained = 0
         try:
+            self._check_started(ray, actors)
+            started = time.perf_counter()
+            self.seconds["startup"] = started - self._t0
+            budget = n * MAX_ATTEMPTS  # replacement actors, all told
+            bar = _bar(total, len(done), self.req.quiet)
+
+            def skipped() -> None:
+                if bar is not None:
+                    bar.update(1)
+
+            source = ({"entry": entry, "tries": 0}
+                      for entry in self.local._pending(dataset, done, skipped))
+            retry: deque = deque()
+            free = deque(range(n))
+            inflight: dict = {}  # ObjectRef -> (actor slot, job)
             while True:
                 while free:
                     job = retry.popleft() if retry else next(source, None)
                     if job is None:
                         break
                     slot = free.popleft()
-                    ref = actors[slot].explain.remote(job["key"], job["k"], job["image"],
-                                                      job["gt"])
-                    inflight[ref] = (slot, job)
+                    inflight[actors[slot].explain.remote(*job["entry"])] = (slot, job)
                 if not inflight:
                     break
                 ready, _ = ray.wait(list(inflight), num_returns=1)
@@ -201,9 +177,10 @@ class RayPipeline:
                         self.lost_workers += 1
                         job["tries"] += 1
                         if job["tries"] >= MAX_ATTEMPTS:
-                            self.failed.append(job["key"])
-                            if bar is not None:
-                                bar.update(1)
+                            self.unreadable.append(
+                                f"{job['entry'][0]}: it took down {MAX_ATTEMPTS} Ray workers "
+                                "(see the Ray logs, e.g. /tmp/ray/session_latest/logs)")
+                            skipped()
                         else:
                             retry.append(job)
                         if budget <= 0:
@@ -217,10 +194,12 @@ class RayPipeline:
                         continue
                     except ray.exceptions.RayTaskError as e:
                         _reraise(e)
-                    if out["write"] is not None:
-                        self.writer.write(**out["write"])
+                    if out["result"] is not None:  # the actor could not see the run dir
+                        key, k, image, gt = job["entry"]
+                        self.local._write(k, key, image, gt, out["result"])
                     self.timings.append(out["seconds"])
                     explained += 1
+                    self.written += 1
                     free.append(slot)
                     if bar is not None:
                         bar.update(1)
