@@ -69,7 +69,7 @@ def cluster():
         pytest.skip("Ray is not installed: pip install explain-plugin[ray] (or '.[test,ray]')")
     import logging
 
-    # The killed-worker test's method lives in this (non-importable) module.
+    # The test methods and workers live in this (non-importable) module.
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR)
     yield ray
@@ -110,6 +110,18 @@ def assert_same_results(run: Path, reference: Path) -> None:
     assert sorted(got_maps) == sorted(want_maps) and len(want_maps) == len(ITEMS)
     for name, heat in want_maps.items():
         np.testing.assert_array_equal(got_maps[name], heat)
+
+
+def assert_same_maps(run: Path, reference: Path) -> None:
+    """Same scores and maps per item as the reference (a method of another name)."""
+    got, want = shards(run), shards(reference)
+    assert sorted(got) == sorted(ITEMS)
+    for item_id in ITEMS:
+        a, b = got[item_id]["targets"], want[item_id]["targets"]
+        assert [t["score"] for t in a] == [t["score"] for t in b] and len(a) >= 1
+        for ta, tb in zip(a, b):
+            np.testing.assert_array_equal(np.load(run / ta["heatmap"]),
+                                          np.load(reference / tb["heatmap"]))
 
 
 class Bar:
@@ -160,68 +172,91 @@ def test_ray_run_resumes_a_local_run_with_the_same_maps(cluster, project, local_
     assert again.code == 0 and f"Explained 0 item(s) ({len(ITEMS)} already done)" in again.out
 
 
-class DyingRise:
-    """RISE whose worker process dies the first time it meets item ``q2``."""
+class Marks:
+    """Where the test methods log (pid, lit) per item; carried to the workers by value."""
 
-    marker_dir = ""  # set by the test; carried to the workers with the class
+    marker_dir = ""
 
 
-def dying_rise_class():
+def faulty_rise_class(name: str, fault):
+    """RISE that calls ``fault()`` the first time it meets item ``q2`` (its worker
+    process dies, or the item hangs)."""
     from explain_plugin.methods.rise import Rise
 
-    class Dying(Rise):
-        name = "dying"
-        marker_dir = DyingRise.marker_dir
+    class Faulty(Rise):
+        marker_dir = Marks.marker_dir
 
         def explain(self, launcher, image, progress=None, item=None):
             marks = Path(self.marker_dir)
             q2 = bool(image[H - 4, 4, 0] == 230)  # bottom-left lit: only q2
             with open(marks / "log", "a") as log:
                 log.write(f"{os.getpid()} {int(q2)}\n")
-            if q2 and not (marks / "seen").exists():  # die the first time only
+            if q2 and not (marks / "seen").exists():  # the first time only
                 (marks / "seen").touch()
-                os._exit(1)
+                fault()
             yield from super().explain(launcher, image, progress, item=item)
 
-    return Dying
+    Faulty.name = name
+    return Faulty
 
 
-def test_a_killed_workers_item_is_retried_and_the_run_completes(cluster, project, local_run,
-                                                                 datum, tmp_path):
+def run_with_method(project, datum, method, *args):
     from explain_plugin.hookspecs import hookimpl
     from explain_plugin.plugins import make_plugin_manager
-
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    DyingRise.marker_dir = str(marks)
-    dying = dying_rise_class()
 
     class Plugin:
         @hookimpl
         def register_explain_methods(self, register):
-            register(dying)
+            register(method)
 
     pm = make_plugin_manager(load_entrypoints=False)
     pm.register(Plugin())
-    result = datum("explain", "-p", project, "-m", "cls", "quads", "-n", "r", "-q",
-                   "--executor", "ray", "--workers", "2", "dying", *RISE[1:], pm=pm)
+    return datum("explain", "-p", project, "-m", "cls", "quads", "-n", "r", "-q",
+                 "--executor", "ray", "--workers", "2", method.name, *args, pm=pm)
+
+
+def log_lines(marks: Path) -> list[list[str]]:
+    return [line.split() for line in (marks / "log").read_text().splitlines()]
+
+
+def test_a_killed_workers_item_is_retried_and_the_run_completes(cluster, project, local_run,
+                                                                 datum, tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    Marks.marker_dir = str(marks)
+    result = run_with_method(project, datum, faulty_rise_class("dying", lambda: os._exit(1)),
+                             *RISE[1:])
     assert result.code == 0, result.err
     assert "1 worker(s) lost; their items were retried" in result.err
     assert f"Explained {len(ITEMS)} item(s)" in result.out
-    lines = [line.split() for line in (marks / "log").read_text().splitlines()]
+    lines = log_lines(marks)
     # Only the killed worker's own item ran twice (items lit bottom-left: q2 only).
     assert len(lines) == len(ITEMS) + 1
     twice = [pid for pid, lit in lines if lit == "1"]
     assert len(twice) == 2 and twice[0] != twice[1]  # retried by another process
+    assert_same_maps(project / "explanations" / "r", local_run)
+
+
+def test_a_straggler_does_not_hold_the_run(cluster, project, local_run, datum, tmp_path):
+    import time
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    Marks.marker_dir = str(marks)
+    hang = 600  # seconds q2 takes on the first worker that meets it
+    started = time.monotonic()
+    result = run_with_method(project, datum,
+                             faulty_rise_class("slow", lambda: time.sleep(hang)), *RISE[1:])
+    assert result.code == 0, result.err
+    assert time.monotonic() - started < hang / 2  # the hung copy was not waited for
+    lines = log_lines(marks)
+    twice = [pid for pid, lit in lines if lit == "1"]
+    assert len(twice) == 2 and twice[0] != twice[1]  # copied to the idle worker
+    assert len(lines) == len(ITEMS) + 1
     run = project / "explanations" / "r"
-    got, want = shards(run), shards(local_run)
-    assert sorted(got) == sorted(ITEMS)
-    for item_id in ITEMS:
-        assert [t["score"] for t in got[item_id]["targets"]] == \
-            [t["score"] for t in want[item_id]["targets"]]
-    np.testing.assert_array_equal(
-        np.load(run / got["q2"]["targets"][0]["heatmap"]),
-        np.load(local_run / want["q2"]["targets"][0]["heatmap"]))
+    assert_same_maps(run, local_run)
+    assert not list(run.rglob("*.tmp"))
+    assert json.loads((run / "run.json").read_text())["status"] == "complete"
 
 
 def blind_worker_class():

@@ -5,13 +5,18 @@ hands it to whichever actor is free; each actor holds one item at a time, so a
 slow item or a slow node never holds items that others could take, and an actor
 that dies loses only the item it held. That item goes back to the front of the
 queue for another actor (a replacement actor is started in its place); an item
-that kills ``MAX_ATTEMPTS`` workers is skipped and named, and a rerun retries it.
+that kills ``MAX_ATTEMPTS`` workers is not explained and named at the end (the run
+ends incomplete; a rerun retries it). Once no item is left to hand out, idle actors
+also run copies of items that run far longer than the median (a hung or slow
+node), and the first copy to finish counts: the run never waits on a straggler.
 
-Actors open the project by path and load its model once. They write each item's
-files straight into the run directory when they can see it (a shared filesystem;
-every item has its own files and its shard is renamed into place last, so no two
-writers ever touch one file); otherwise they send the item's results back and
-the driver writes them. Either way a finished item is its shard, which is all a
+Actors open the project by path, load its model once and run the local run's own
+per-item code (``dataset_run._Pipeline._explain`` and ``_write``). They write each
+item's files straight into the run directory when they can see it (a shared
+filesystem); otherwise they send the item's results back and the driver writes
+them. Every file is written to a temp file and renamed, the shard last, and two
+copies of an item write the same maps (fixed seeds; only their timings differ), so
+a copy that is killed or finishes second changes nothing. A finished item is its shard, which is all a
 resumed run checks, whichever worker wrote it.
 """
 from __future__ import annotations
@@ -27,6 +32,12 @@ from typing import Any
 from explain_plugin.errors import CliError
 
 MAX_ATTEMPTS = 3  # workers an item may take down before it is skipped
+# Once no item is left to hand out, an idle actor also runs an item that has been
+# running for STRAGGLER_AFTER x the median item (at least STRAGGLER_MIN_S); the
+# first copy to finish counts, the other is killed at the end of the run.
+STRAGGLER_AFTER = 3.0
+STRAGGLER_MIN_S = 1.0
+STRAGGLER_CHECK_S = 0.5  # how often idle actors look for a straggler
 INSTALL_HINT = "pip install explain-plugin[ray]"
 
 
@@ -143,6 +154,7 @@ class RayPipeline:
         bar = None
         started = time.perf_counter()
         explained = 0
+        inflight: dict = {}  # ObjectRef -> (actor slot, job, dispatched at)
         try:
             self._check_started(ray, actors)
             started = time.perf_counter()
@@ -154,35 +166,43 @@ class RayPipeline:
                 if bar is not None:
                     bar.update(1)
 
-            source = ({"entry": entry, "tries": 0}
+            source = ({"entry": entry, "tries": 0, "copies": 0, "done": False}
                       for entry in self.local._pending(dataset, done, skipped))
-            retry: deque = deque()
+            retry: deque = deque()  # a dead worker's item, before any new one
             free = deque(range(n))
-            inflight: dict = {}  # ObjectRef -> (actor slot, job)
+            exhausted = False
+
+            def next_job() -> dict | None:
+                nonlocal exhausted
+                if retry:
+                    return retry.popleft()
+                if not exhausted:
+                    job = next(source, None)
+                    if job is not None:
+                        return job
+                    exhausted = True
+                return self._straggler(inflight)  # nothing new: a copy of a slow item
+
             while True:
                 while free:
-                    job = retry.popleft() if retry else next(source, None)
+                    job = next_job()
                     if job is None:
                         break
                     slot = free.popleft()
-                    inflight[actors[slot].explain.remote(*job["entry"])] = (slot, job)
-                if not inflight:
-                    break
-                ready, _ = ray.wait(list(inflight), num_returns=1)
+                    job["copies"] += 1
+                    ref = actors[slot].explain.remote(*job["entry"])
+                    inflight[ref] = (slot, job, time.perf_counter())
+                if not any(not job["done"] for _, job, _ in inflight.values()):
+                    break  # copies still running are killed below
+                ready, _ = ray.wait(list(inflight), num_returns=1,
+                                    timeout=STRAGGLER_CHECK_S if exhausted and free else None)
                 for ref in ready:
-                    slot, job = inflight.pop(ref)
+                    slot, job, _ = inflight.pop(ref)
+                    job["copies"] -= 1
                     try:
                         out = ray.get(ref)
                     except ray.exceptions.RayActorError:
                         self.lost_workers += 1
-                        job["tries"] += 1
-                        if job["tries"] >= MAX_ATTEMPTS:
-                            self.unreadable.append(
-                                f"{job['entry'][0]}: it took down {MAX_ATTEMPTS} Ray workers "
-                                "(see the Ray logs, e.g. /tmp/ray/session_latest/logs)")
-                            skipped()
-                        else:
-                            retry.append(job)
                         if budget <= 0:
                             raise CliError(f"{self.lost_workers} Ray workers died; stopping "
                                            "(see the Ray logs, e.g. /tmp/ray/session_latest)"
@@ -191,25 +211,57 @@ class RayPipeline:
                         ray.kill(actors[slot])  # unreachable but alive: no second writer
                         actors[slot] = actor_cls.remote(*args)
                         free.append(slot)
+                        if job["done"] or job["copies"]:
+                            continue  # its other copy carries the item
+                        job["tries"] += 1
+                        if job["tries"] >= MAX_ATTEMPTS:
+                            job["done"] = True
+                            self.unreadable.append(
+                                f"{job['entry'][0]}: it took down {MAX_ATTEMPTS} Ray workers "
+                                "(see the Ray logs, e.g. /tmp/ray/session_latest/logs)")
+                            skipped()
+                        else:
+                            retry.append(job)
                         continue
                     except ray.exceptions.RayTaskError as e:
                         _reraise(e)
+                    free.append(slot)
+                    if job["done"]:
+                        continue  # the other copy was first (same seed: the same maps)
+                    job["done"] = True
                     if out["result"] is not None:  # the actor could not see the run dir
                         key, k, image, gt = job["entry"]
                         self.local._write(k, key, image, gt, out["result"])
                     self.timings.append(out["seconds"])
                     explained += 1
                     self.written += 1
-                    free.append(slot)
                     if bar is not None:
                         bar.update(1)
         finally:
             self.seconds["dispatch"] = time.perf_counter() - started
             for actor in actors:  # also ends the items still in flight
                 ray.kill(actor)
+            if inflight:  # killed mid-item: once they are gone, their temp files go too
+                from explain_plugin.run_lock import RunLock
+
+                ray.wait(list(inflight), num_returns=len(inflight), timeout=10)
+                RunLock(Path(root)).remove_stale_temps()
             if bar is not None:
                 bar.close()
         return explained
+
+    def _straggler(self, inflight: dict) -> dict | None:
+        """The longest-running item past ``STRAGGLER_AFTER`` x the median item (and
+        ``STRAGGLER_MIN_S``) that has one copy running, for an idle actor to run too."""
+        if len(self.timings) < 3:
+            return None
+        import statistics
+
+        limit = max(STRAGGLER_MIN_S, STRAGGLER_AFTER * statistics.median(self.timings))
+        now = time.perf_counter()
+        slow = [(t0, job) for _, job, t0 in inflight.values()
+                if not job["done"] and job["copies"] == 1 and now - t0 > limit]
+        return min(slow, key=lambda s: s[0])[1] if slow else None
 
     def _check_started(self, ray, actors: list) -> None:
         """Every actor loaded its model (a bad model is one error, not n restarts)."""
