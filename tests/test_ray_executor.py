@@ -346,3 +346,37 @@ def test_a_worker_that_cannot_open_the_project_is_one_error(cluster, tmp_path):
         req, str(tmp_path / "elsewhere"), str(tmp_path / "run"), "digest", None, [], [])
     with pytest.raises(CliError, match=r"^no Datumaro project at .*elsewhere"):
         RayPipeline._check_started(None, cluster, [actor])
+
+
+def test_ctrl_c_stops_the_workers_and_the_rerun_resumes(cluster, project, datum):
+    """Ctrl-C in a terminal (SIGINT to the whole process group, Ray's processes too)."""
+    import re
+    import signal
+    import time
+
+    run = project / "explanations" / "r"
+    cmd = [str(Path(sys.executable).parent / "datum"), "explain", "-p", str(project), "-m",
+           "cls", "quads", "-n", "r", "--executor", "ray", "--workers", "2", "rise", "-s",
+           "8000", "--seed", "3"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    end = time.monotonic() + 120
+    while not list(run.glob("items/*.json")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    said = re.fullmatch(rf"interrupted: (\d+) of {len(ITEMS)} items done; rerun the same "
+                        "command to resume", lines[0])
+    on_disk = len(list(run.glob("items/*.json")))
+    assert said and 1 <= int(said[1]) <= on_disk < len(ITEMS), (lines, on_disk)
+    assert not list(run.rglob("*.tmp")) and not (run / ".lock").exists()
+    again = datum("explain", "-p", project, "-m", "cls", "quads", "-n", "r", "-q",
+                  "--executor", "ray", "rise", "-s", "8000", "--seed", "3")
+    assert again.code == 0, again.err
+    assert f"({on_disk} already done)" in again.out
+    assert json.loads((run / "run.json").read_text())["status"] == "complete"
