@@ -171,36 +171,80 @@ def _open_manifest(layout, identity: dict, overwrite: bool) -> _Manifest:
     return _Manifest(layout.manifest, data)
 
 
+class _Stopped(Exception):
+    """Raised inside a method (through its progress callback) when the run stops."""
+
+
 class _Pipeline:
-    """Loader thread -> method (this thread) -> writer thread, with a run-level bar."""
+    """Loader thread -> explain threads -> writer thread, one run-level bar.
+
+    With a launcher that takes ``concurrent_submits``, two items share the compiled
+    model at once: while one waits on its latency-bound steps (the clean pass, a
+    closed-loop search, the metrics, the last batches), the other's masks keep the
+    device's requests full.
+    """
 
     def __init__(self, req: RunRequest, launcher, writer, spec, dataset_labels, labels):
         self.req, self.launcher, self.writer = req, launcher, writer
+        self.in_flight = 2 if getattr(launcher, "concurrent_submits", False) else 1
         self.spec, self.dataset_labels, self.labels = spec, dataset_labels, labels
         self.unreadable: list[str] = []  # why each skipped item's image cannot be read
         self.written = 0  # items whose shard is on disk (this process)
+        self.stop = threading.Event()
 
     def run(self, dataset, done: set, total: int) -> int:
-        loaded: queue.Queue = queue.Queue(maxsize=2)
-        written: queue.Queue = queue.Queue(maxsize=2)
-        stop = threading.Event()
-        errors: list[BaseException] = []
+        loaded: queue.Queue = queue.Queue(maxsize=self.in_flight)
+        written: queue.Queue = queue.Queue(maxsize=self.in_flight)
+        stop, errors = self.stop, []
+        bar = _bar(total, len(done), self.req.quiet)
+        lock = threading.Lock()
+        explained = [0]
+
+        def bar_update():
+            if bar is not None:
+                with lock:
+                    bar.update(1)
+
+        # ``stop``: end now (Ctrl-C, a failed write; methods stop at their next progress
+        # call). ``draining``: an item failed; the items in progress finish and are saved.
+        draining = threading.Event()
+
+        def guarded(body, on_error):
+            def run():
+                try:
+                    body()
+                except _Stopped:
+                    pass
+                except BaseException as e:  # noqa: BLE001 - handed to the main thread
+                    errors.append(e)
+                    on_error.set()
+            return run
 
         def load():
             try:
                 for entry in self._pending(dataset, done, bar_update):
-                    if stop.is_set():
+                    if stop.is_set() or draining.is_set():
                         return
-                    while not stop.is_set():
-                        try:
-                            loaded.put(entry, timeout=0.1)
-                            break
-                        except queue.Full:
-                            pass
-            except BaseException as e:  # noqa: BLE001 - handed to the main thread
-                errors.append(e)
+                    if not _put(loaded, entry, stop):
+                        return
             finally:
-                _put(loaded, _DONE, stop)
+                for _ in range(self.in_flight):
+                    _put(loaded, _DONE, stop)
+
+        def explain():
+            while not (stop.is_set() or draining.is_set()):
+                try:
+                    entry = loaded.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if entry is _DONE:
+                    return
+                key, k, image, gt = entry
+                result = self._explain(key, image, gt, bar)
+                if not _put(written, (k, key, image, gt, result), stop):
+                    return
+                with lock:
+                    explained[0] += 1
 
         def write():
             while True:
@@ -210,43 +254,30 @@ class _Pipeline:
                 try:
                     self._write(*job)
                     self.written += 1
-                except BaseException as e:  # noqa: BLE001
-                    errors.append(e)
-                    stop.set()
-                    return
                 finally:
                     bar_update()
 
-        bar = _bar(total, len(done), self.req.quiet)
-        lock = threading.Lock()
-
-        def bar_update():
-            if bar is not None:
-                with lock:
-                    bar.update(1)
-
         # Datumaro keeps its image backend in a ContextVar: threads run in a copy of ours.
-        loader = threading.Thread(target=contextvars.copy_context().run, args=(load,),
-                                  name="explain-load", daemon=True)
-        saver = threading.Thread(target=contextvars.copy_context().run, args=(write,),
-                                 name="explain-write", daemon=True)
-        loader.start()
-        saver.start()
-        explained = 0
+        def thread(body, name, on_error):
+            t = threading.Thread(target=contextvars.copy_context().run,
+                                 args=(guarded(body, on_error),), name=name, daemon=True)
+            t.start()
+            return t
+
+        loader = thread(load, "explain-load", draining)
+        workers = [thread(explain, f"explain-{i}", draining) for i in range(self.in_flight)]
+        saver = thread(write, "explain-write", stop)
         try:
-            while True:
-                entry = loaded.get()
-                if entry is _DONE or stop.is_set():
-                    break
-                key, k, image, gt = entry
-                result = self._explain(key, image, gt, bar)
-                if not _put(written, (k, key, image, gt, result), stop):
-                    break
-                explained += 1
+            for t in workers:
+                while t.is_alive():
+                    t.join(0.2)  # in slices: Ctrl-C reaches this thread at once
+        except BaseException:
+            stop.set()  # the methods stop at their next progress call
+            for t in workers:
+                t.join()
+            raise
         finally:
-            if errors:
-                stop.set()
-            while saver.is_alive():  # let the writer finish what it holds, then end
+            while saver.is_alive():  # what the explain threads finished is written first
                 try:
                     written.put(_DONE, timeout=0.1)
                     break
@@ -259,7 +290,7 @@ class _Pipeline:
                 bar.close()
         if errors:
             raise errors[0]
-        return explained
+        return explained[0]
 
     def _pending(self, dataset, done: set, on_skip):
         """``(key, (subset, id), image, gt)`` of each selected item not in ``done``; an
@@ -302,6 +333,8 @@ class _Pipeline:
         method = self.req.method_cls(**params)
 
         def progress(n: int, planned: int) -> None:
+            if self.stop.is_set():
+                raise _Stopped
             if bar is not None:
                 bar.set_postfix_str(f"{key} {n}/{planned}", refresh=False)
 
