@@ -230,10 +230,10 @@ def test_a_killed_workers_item_is_retried_and_the_run_completes(cluster, project
     assert "1 worker(s) lost; their items were retried" in result.err
     assert f"Explained {len(ITEMS)} item(s)" in result.out
     lines = log_lines(marks)
-    # Only the killed worker's own item ran twice (items lit bottom-left: q2 only).
-    assert len(lines) == len(ITEMS) + 1
-    twice = [pid for pid, lit in lines if lit == "1"]
+    twice = [pid for pid, lit in lines if lit == "1"]  # items lit bottom-left: q2 only
     assert len(twice) == 2 and twice[0] != twice[1]  # retried by another process
+    # Only the killed worker's items in progress ran again (q2 and the one beside it).
+    assert len(ITEMS) + 1 <= len(lines) <= len(ITEMS) + 2
     assert_same_maps(project / "explanations" / "r", local_run)
 
 
@@ -357,7 +357,7 @@ def test_ctrl_c_stops_the_workers_and_the_rerun_resumes(cluster, project, datum)
     run = project / "explanations" / "r"
     cmd = [str(Path(sys.executable).parent / "datum"), "explain", "-p", str(project), "-m",
            "cls", "quads", "-n", "r", "--executor", "ray", "--workers", "2", "rise", "-s",
-           "8000", "--seed", "3"]
+           "4000", "--seed", "3"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     end = time.monotonic() + 120
@@ -376,7 +376,7 @@ def test_ctrl_c_stops_the_workers_and_the_rerun_resumes(cluster, project, datum)
     assert said and 1 <= int(said[1]) <= on_disk < len(ITEMS), (lines, on_disk)
     assert not list(run.rglob("*.tmp")) and not (run / ".lock").exists()
     again = datum("explain", "-p", project, "-m", "cls", "quads", "-n", "r", "-q",
-                  "--executor", "ray", "rise", "-s", "8000", "--seed", "3")
+                  "--executor", "ray", "rise", "-s", "4000", "--seed", "3")
     assert again.code == 0, again.err
     assert f"({on_disk} already done)" in again.out
     assert json.loads((run / "run.json").read_text())["status"] == "complete"

@@ -1,13 +1,14 @@
 """A dataset run's items explained by Ray actors, one compiled model per actor.
 
 Dispatch is dynamic: the driver (this process) reads the next unfinished item and
-hands it to whichever actor is free; each actor holds one item at a time, so a
-slow item or a slow node never holds items that others could take, and an actor
-that dies loses only the item it held. That item goes back to the front of the
-queue for another actor (a replacement actor is started in its place); an item
+hands it to whichever actor has room; each actor holds only the items it is
+working on (two at once on one model, like a local run, when the launcher allows),
+so a slow item or a slow node never holds items that others could take, and an
+actor that dies loses only its items in progress. They go back to the front of the
+queue for other actors (a replacement actor is started in its place); an item
 that kills ``MAX_ATTEMPTS`` workers is not explained and named at the end (the run
-ends incomplete; a rerun retries it). Once no item is left to hand out, idle actors
-also run copies of items that run far longer than the median (a hung or slow
+ends incomplete; a rerun retries it). Once no item is left to hand out, actors with
+room also run copies of items that run far longer than the median (a hung or slow
 node), and the first copy to finish counts: the run never waits on a straggler.
 
 Actors open the project by path, load its model once and run the local run's own
@@ -16,8 +17,8 @@ item's files straight into the run directory when they can see it (a shared
 filesystem); otherwise they send the item's results back and the driver writes
 them. Every file is written to a temp file and renamed, the shard last, and two
 copies of an item write the same maps (fixed seeds; only their timings differ), so
-a copy that is killed or finishes second changes nothing. A finished item is its shard, which is all a
-resumed run checks, whichever worker wrote it.
+a copy that is killed or finishes second changes nothing. A finished item is its
+shard, which is all a resumed run checks, whichever worker wrote it.
 """
 from __future__ import annotations
 
@@ -52,8 +53,10 @@ def import_ray():
 
 
 class ItemWorker:
-    """One Ray actor: the project's model compiled once, then items one at a time,
-    explained and written by the local run's own per-item code (``dataset_run._Pipeline``)."""
+    """One Ray actor: the project's model compiled once, then items, explained and
+    written by the local run's own per-item code (``dataset_run._Pipeline``). Like a
+    local run it takes ``in_flight`` items at once (two when the launcher takes
+    concurrent submits: one item's latency-bound steps overlap the other's masks)."""
 
     def __init__(self, req, project_dir: str, run_root: str, digest: str, spec,
                  dataset_labels, labels):
@@ -74,7 +77,7 @@ class ItemWorker:
         self.pipeline = _Pipeline(req, self.launcher, writer, spec, dataset_labels, labels)
 
     def ready(self) -> dict:
-        return {"pid": os.getpid(), "direct": self.direct}
+        return {"pid": os.getpid(), "direct": self.direct, "in_flight": self.pipeline.in_flight}
 
     def explain(self, key: str, k: tuple[str, str], image, gt) -> dict:
         """Explain one item and write it when this process sees the run directory;
@@ -145,18 +148,20 @@ class RayPipeline:
         per = self.executor.cpus_per_worker
         n = min(todo, self.executor.workers or max(1, int(cpus // per)))
         # The CPUs asked for, or an equal share when they are more than the cluster has.
-        actor_cls = ray.remote(num_cpus=min(per, cpus / n), max_restarts=0)(ItemWorker)
+        actor_cls = ray.remote(num_cpus=min(per, cpus / n), max_restarts=0,
+                               max_concurrency=2)(ItemWorker)
         root = str(Path(self.writer.layout.root).resolve())
         args = (self.req, self.executor.project_dir, root, self.writer.digest, self.spec,
                 self.dataset_labels, self.labels)
 
         actors = [actor_cls.remote(*args) for _ in range(n)]
+        generation = [0] * n  # bumped when slot k's actor is replaced
         bar = None
         started = time.perf_counter()
         explained = 0
-        inflight: dict = {}  # ObjectRef -> (actor slot, job, dispatched at)
+        inflight: dict = {}  # ObjectRef -> (actor slot, generation, job, dispatched at)
         try:
-            self._check_started(ray, actors)
+            per_actor = self._check_started(ray, actors)
             started = time.perf_counter()
             self.seconds["startup"] = started - self._t0
             budget = n * MAX_ATTEMPTS  # replacement actors, all told
@@ -168,49 +173,49 @@ class RayPipeline:
 
             source = ({"entry": entry, "tries": 0, "copies": 0, "done": False}
                       for entry in self.local._pending(dataset, done, skipped))
-            retry: deque = deque()  # a dead worker's item, before any new one
-            free = deque(range(n))
+            retry: deque = deque()  # a dead worker's items, before any new one
+            free = deque(slot for _ in range(per_actor) for slot in range(n))
             exhausted = False
 
-            def next_job() -> dict | None:
-                nonlocal exhausted
-                if retry:
-                    return retry.popleft()
-                if not exhausted:
-                    job = next(source, None)
-                    if job is not None:
-                        return job
-                    exhausted = True
-                return self._straggler(inflight)  # nothing new: a copy of a slow item
+            def send(slot: int, job: dict) -> None:
+                free.remove(slot)
+                job["copies"] += 1
+                ref = actors[slot].explain.remote(*job["entry"])
+                inflight[ref] = (slot, generation[slot], job, time.perf_counter())
 
             while True:
-                while free:
-                    job = next_job()
+                while free and (retry or not exhausted):
+                    job = retry.popleft() if retry else next(source, None)
                     if job is None:
+                        exhausted = True
                         break
-                    slot = free.popleft()
-                    job["copies"] += 1
-                    ref = actors[slot].explain.remote(*job["entry"])
-                    inflight[ref] = (slot, job, time.perf_counter())
-                if not any(not job["done"] for _, job, _ in inflight.values()):
+                    send(free[0], job)
+                if exhausted and not retry:  # nothing new: copies of slow items
+                    for slot in dict.fromkeys(free):
+                        job = self._straggler(inflight, slot)
+                        if job is not None:
+                            send(slot, job)
+                if not any(not job["done"] for _, _, job, _ in inflight.values()):
                     break  # copies still running are killed below
                 ready, _ = ray.wait(list(inflight), num_returns=1,
                                     timeout=STRAGGLER_CHECK_S if exhausted and free else None)
                 for ref in ready:
-                    slot, job, _ = inflight.pop(ref)
+                    slot, gen, job, _ = inflight.pop(ref)
                     job["copies"] -= 1
                     try:
                         out = ray.get(ref)
                     except ray.exceptions.RayActorError:
-                        self.lost_workers += 1
-                        if budget <= 0:
-                            raise CliError(f"{self.lost_workers} Ray workers died; stopping "
-                                           "(see the Ray logs, e.g. /tmp/ray/session_latest)"
-                                           ) from None
-                        budget -= 1
-                        ray.kill(actors[slot])  # unreachable but alive: no second writer
-                        actors[slot] = actor_cls.remote(*args)
-                        free.append(slot)
+                        if gen == generation[slot]:  # first news of this actor's death
+                            self.lost_workers += 1
+                            if budget <= 0:
+                                raise CliError(f"{self.lost_workers} Ray workers died; stopping"
+                                               " (see the Ray logs, e.g. "
+                                               "/tmp/ray/session_latest)") from None
+                            budget -= 1
+                            ray.kill(actors[slot])  # unreachable but alive: no late writes
+                            actors[slot] = actor_cls.remote(*args)
+                            generation[slot] += 1
+                            free.extend([slot] * per_actor)
                         if job["done"] or job["copies"]:
                             continue  # its other copy carries the item
                         job["tries"] += 1
@@ -225,7 +230,8 @@ class RayPipeline:
                         continue
                     except ray.exceptions.RayTaskError as e:
                         _reraise(e)
-                    free.append(slot)
+                    if gen == generation[slot]:
+                        free.append(slot)
                     if job["done"]:
                         continue  # the other copy was first (same seed: the same maps)
                     job["done"] = True
@@ -250,23 +256,24 @@ class RayPipeline:
                 bar.close()
         return explained
 
-    def _straggler(self, inflight: dict) -> dict | None:
-        """The longest-running item past ``STRAGGLER_AFTER`` x the median item (and
-        ``STRAGGLER_MIN_S``) that has one copy running, for an idle actor to run too."""
+    def _straggler(self, inflight: dict, slot: int) -> dict | None:
+        """For an idle actor (``slot``): the longest-running item elsewhere with one copy,
+        past ``STRAGGLER_AFTER`` x the median item (and ``STRAGGLER_MIN_S``)."""
         if len(self.timings) < 3:
             return None
         import statistics
 
         limit = max(STRAGGLER_MIN_S, STRAGGLER_AFTER * statistics.median(self.timings))
         now = time.perf_counter()
-        slow = [(t0, job) for _, job, t0 in inflight.values()
-                if not job["done"] and job["copies"] == 1 and now - t0 > limit]
+        slow = [(t0, job) for on, _, job, t0 in inflight.values()
+                if on != slot and not job["done"] and job["copies"] == 1 and now - t0 > limit]
         return min(slow, key=lambda s: s[0])[1] if slow else None
 
-    def _check_started(self, ray, actors: list) -> None:
-        """Every actor loaded its model (a bad model is one error, not n restarts)."""
+    def _check_started(self, ray, actors: list) -> int:
+        """Every actor loaded its model (a bad model is one error, not n restarts);
+        returns how many items each takes at once."""
         try:
-            ray.get([a.ready.remote() for a in actors])
+            return min(r["in_flight"] for r in ray.get([a.ready.remote() for a in actors]))
         except ray.exceptions.RayActorError as e:
             # The creation task's traceback comes as text; its last line is the error.
             last = [line for line in str(e).splitlines() if line.strip()][-1:] or [""]
