@@ -3,7 +3,8 @@
 It replays the policy of explain_plugin/executors/ray_executor.py: one driver
 that, for every finished item, spends ``--driver-ms`` (read the next image, hand
 it over, take the answer) and gives the worker its next item; each worker holds
-one item at a time; once no item is left, idle workers run copies of items
+one item at a time (a worker here is one item slot: an actor taking two items at
+once is two workers, whose items take the seconds measured with two at once); once no item is left, idle workers run copies of items
 running for over 3x the median item (the first copy counts). Against it: the
 same without copies, and fixed shards (N / W items per worker, decided up front).
 
@@ -38,7 +39,8 @@ HERE = Path(__file__).resolve().parent
 def load_costs(path: Path) -> tuple[np.ndarray, float | None, str]:
     if path.is_file():
         data = json.loads(path.read_text())
-        return np.asarray(data["seconds"], float), data.get("actor_idle_s"), data["source"]
+        driver = data.get("driver_s", data.get("actor_idle_s"))
+        return np.asarray(data["seconds"], float), driver, data["source"]
     # No measurement at hand: a log-normal around 1 s (median), 20% spread.
     rng = np.random.default_rng(0)
     return rng.lognormal(0.0, 0.2, 1000), None, "log-normal stand-in (no measured costs)"
@@ -174,7 +176,7 @@ def main() -> None:
     ap.add_argument("--costs", type=Path, default=HERE / "item_costs.json")
     ap.add_argument("--cost-scale", type=float, default=1.0)
     ap.add_argument("--driver-ms", type=float, default=None,
-                    help="driver time per item (default: the measured actor idle time)")
+                    help="driver time per item (default: the one measured with the costs)")
     ap.add_argument("--slow-frac", type=float, default=0.05)
     ap.add_argument("--slow-factor", type=float, default=3.0)
     ap.add_argument("--mtbf-h", type=float, default=24.0, help="per worker; 0: none")
@@ -186,8 +188,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    sample, idle, source = load_costs(args.costs)
-    driver_s = args.driver_ms / 1e3 if args.driver_ms is not None else (idle or 0.005)
+    sample, measured, source = load_costs(args.costs)
+    driver_s = args.driver_ms / 1e3 if args.driver_ms is not None else (measured or 0.005)
     rng = np.random.default_rng(args.seed)
     costs = rng.choice(sample, args.items) * args.cost_scale
     speed = worker_speed(rng, args.workers, args.slow_frac, args.slow_factor)

@@ -119,7 +119,9 @@ class RayPipeline:
         self.written = 0  # items whose shard is on disk (written by any worker or here)
         self.lost_workers = 0
         self.timings: list[float] = []  # seconds per item inside the actors
-        self.seconds = {"startup": 0.0, "dispatch": 0.0}  # actors ready; the item loop
+        # actors ready; the item loop; the part of it the driver spent waiting on actors
+        # (the rest is its own work per item: reading images, handing over, answers)
+        self.seconds = {"startup": 0.0, "dispatch": 0.0, "waiting": 0.0}
 
     def run(self, dataset, done: set, total: int) -> int:
         import click
@@ -197,8 +199,10 @@ class RayPipeline:
                             send(slot, job)
                 if not any(not job["done"] for _, _, job, _ in inflight.values()):
                     break  # copies still running are killed below
+                waited = time.perf_counter()
                 ready, _ = ray.wait(list(inflight), num_returns=1,
                                     timeout=STRAGGLER_CHECK_S if exhausted and free else None)
+                self.seconds["waiting"] += time.perf_counter() - waited
                 for ref in ready:
                     slot, gen, job, _ = inflight.pop(ref)
                     job["copies"] -= 1
