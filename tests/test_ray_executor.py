@@ -259,6 +259,29 @@ def test_a_straggler_does_not_hold_the_run(cluster, project, local_run, datum, t
     assert json.loads((run / "run.json").read_text())["status"] == "complete"
 
 
+def cursed():
+    from explain_plugin.errors import CliError
+
+    raise CliError("q2 is cursed")
+
+
+def test_an_item_error_stops_the_run_once_the_items_in_progress_are_saved(
+        cluster, project, local_run, datum, tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    Marks.marker_dir = str(marks)
+    result = run_with_method(project, datum, faulty_rise_class("failing", cursed), *RISE[1:])
+    assert result.code == 1 and result.err.strip() == "Error: q2 is cursed", result.err
+    # Two workers x two items: q0, q1 and q3 were in progress beside q2; they are saved,
+    # nothing after them is started, and the rerun finishes the run.
+    run = project / "explanations" / "r"
+    assert sorted(shards(run)) == ["q0", "q1", "q3"]
+    assert len(log_lines(marks)) == 4
+    again = run_with_method(project, datum, faulty_rise_class("failing", cursed), *RISE[1:])
+    assert again.code == 0 and "(3 already done)" in again.out, again.err
+    assert_same_maps(run, local_run)
+
+
 def blind_worker_class():
     """A worker on a node without the run directory: it must send its results back."""
     from explain_plugin.executors.ray_executor import ItemWorker

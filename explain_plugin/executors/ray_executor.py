@@ -178,6 +178,7 @@ class RayPipeline:
             retry: deque = deque()  # a dead worker's items, before any new one
             free = deque(slot for _ in range(per_actor) for slot in range(n))
             exhausted = False
+            failure = None  # an item's error: the items in progress finish, then it is raised
 
             def send(slot: int, job: dict) -> None:
                 free.remove(slot)
@@ -192,12 +193,14 @@ class RayPipeline:
                         exhausted = True
                         break
                     send(free[0], job)
-                if exhausted and not retry:  # nothing new: copies of slow items
+                if exhausted and not retry and failure is None:  # copies of slow items
                     for slot in dict.fromkeys(free):
                         job = self._straggler(inflight, slot)
                         if job is not None:
                             send(slot, job)
                 if not any(not job["done"] for _, _, job, _ in inflight.values()):
+                    if failure is not None:
+                        _reraise(failure)
                     break  # copies still running are killed below
                 waited = time.perf_counter()
                 ready, _ = ray.wait(list(inflight), num_returns=1,
@@ -222,6 +225,9 @@ class RayPipeline:
                             free.extend([slot] * per_actor)
                         if job["done"] or job["copies"]:
                             continue  # its other copy carries the item
+                        if failure is not None:  # the run is stopping: no retries
+                            job["done"] = True
+                            continue
                         job["tries"] += 1
                         if job["tries"] >= MAX_ATTEMPTS:
                             job["done"] = True
@@ -233,7 +239,11 @@ class RayPipeline:
                             retry.append(job)
                         continue
                     except ray.exceptions.RayTaskError as e:
-                        _reraise(e)
+                        job["done"] = True
+                        if failure is None:  # as locally: no new items, the others finish
+                            failure, exhausted = e, True
+                            retry.clear()
+                        continue
                     if gen == generation[slot]:
                         free.append(slot)
                     if job["done"]:
