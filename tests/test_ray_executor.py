@@ -219,8 +219,15 @@ def log_lines(marks: Path) -> list[list[str]]:
     return [line.split() for line in (marks / "log").read_text().splitlines()]
 
 
+@pytest.fixture
+def no_tail_copies(monkeypatch):
+    """Counts of item runs exact: no copies of items slowed down by a loaded machine."""
+    monkeypatch.setattr("explain_plugin.executors.ray_executor.STRAGGLER_AFTER", 1e9)
+
+
 def test_a_killed_workers_item_is_retried_and_the_run_completes(cluster, project, local_run,
-                                                                 datum, tmp_path):
+                                                                 datum, tmp_path,
+                                                                 no_tail_copies):
     marks = tmp_path / "marks"
     marks.mkdir()
     Marks.marker_dir = str(marks)
@@ -251,8 +258,8 @@ def test_a_straggler_does_not_hold_the_run(cluster, project, local_run, datum, t
     assert time.monotonic() - started < hang / 2  # the hung copy was not waited for
     lines = log_lines(marks)
     twice = [pid for pid, lit in lines if lit == "1"]
-    assert len(twice) == 2 and twice[0] != twice[1]  # copied to the idle worker
-    assert len(lines) == len(ITEMS) + 1
+    assert len(twice) == 2 and twice[0] != twice[1]  # copied to the other worker
+    assert len(lines) >= len(ITEMS) + 1  # (more: other items copied on a loaded machine)
     run = project / "explanations" / "r"
     assert_same_maps(run, local_run)
     assert not list(run.rglob("*.tmp"))
@@ -266,7 +273,7 @@ def cursed():
 
 
 def test_an_item_error_stops_the_run_once_the_items_in_progress_are_saved(
-        cluster, project, local_run, datum, tmp_path):
+        cluster, project, local_run, datum, tmp_path, no_tail_copies):
     marks = tmp_path / "marks"
     marks.mkdir()
     Marks.marker_dir = str(marks)
