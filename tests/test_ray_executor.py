@@ -147,7 +147,7 @@ def test_ray_run_resumes_a_local_run_with_the_same_maps(cluster, project, local_
     run = project / "explanations" / "r"
     stamps = {p: p.stat().st_mtime_ns for p in run.glob("items/*.json")}
     assert len(stamps) == 2
-    monkeypatch.setattr("explain_plugin.dataset_run._bar", Bar)
+    monkeypatch.setattr("explain_plugin.item_pipeline.progress_bar", Bar)
     result = datum(*base, "--executor", "ray", "--workers", "2", "--cpus-per-worker", "0.5",
                    *RISE)
     assert result.code == 0, result.err
@@ -308,7 +308,7 @@ def test_workers_that_cannot_see_the_run_send_results_the_driver_writes(
         cluster, project, local_run, datum, monkeypatch):
     monkeypatch.setattr("explain_plugin.executors.ray_executor.ItemWorker",
                         blind_worker_class())  # shipped by value, like the module
-    from explain_plugin.dataset_run import _Pipeline
+    from explain_plugin.item_pipeline import ItemPipeline as _Pipeline
 
     written_here = []
     real_write = _Pipeline._write

@@ -12,7 +12,7 @@ room also run copies of items that run far longer than the median (a hung or slo
 node), and the first copy to finish counts: the run never waits on a straggler.
 
 Actors open the project by path, load its model once and run the local run's own
-per-item code (``dataset_run._Pipeline._explain`` and ``_write``). They write each
+per-item code (``item_pipeline.ItemPipeline._explain`` and ``_write``). They write each
 item's files straight into the run directory when they can see it (a shared
 filesystem); otherwise they send the item's results back and the driver writes
 them. Every file is written to a temp file and renamed, the shard last, and two
@@ -28,7 +28,6 @@ import time
 from collections import deque
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from explain_plugin.errors import CliError
 
@@ -54,7 +53,7 @@ def import_ray():
 
 class ItemWorker:
     """One Ray actor: the project's model compiled once, then items, explained and
-    written by the local run's own per-item code (``dataset_run._Pipeline``). Like a
+    written by the local run's own per-item code (``item_pipeline.ItemPipeline``). Like a
     local run it takes ``in_flight`` items at once (two when the launcher takes
     concurrent submits: one item's latency-bound steps overlap the other's masks)."""
 
@@ -62,7 +61,7 @@ class ItemWorker:
                  dataset_labels, labels):
         from threadpoolctl import threadpool_limits
 
-        from explain_plugin.dataset_run import _Pipeline
+        from explain_plugin.item_pipeline import ItemPipeline
         from explain_plugin.models import load_launcher
         from explain_plugin.project import Project
         from explain_plugin.store.item_writer import ItemWriter
@@ -74,7 +73,7 @@ class ItemWorker:
         self.direct = _sees_run(layout, digest)
         writer = ItemWriter(layout, req.method_cls.name, digest) if self.direct else None
         self.launcher = load_launcher(Project.open(project_dir), req.model_name)
-        self.pipeline = _Pipeline(req, self.launcher, writer, spec, dataset_labels, labels)
+        self.pipeline = ItemPipeline(req, self.launcher, writer, spec, dataset_labels, labels)
 
     def ready(self) -> dict:
         return {"pid": os.getpid(), "direct": self.direct, "in_flight": self.pipeline.in_flight}
@@ -102,17 +101,17 @@ def _sees_run(layout, digest: str) -> bool:
 
 
 class RayPipeline:
-    """The run's items over Ray actors; the interface of dataset_run's local pipeline
+    """The run's items over Ray actors; the interface of the local ItemPipeline
     (``run``, ``unreadable``, ``written``), whose item reading and writing it reuses."""
 
     def __init__(self, executor, req, writer, spec, dataset_labels, labels):
-        from explain_plugin.dataset_run import _Pipeline
+        from explain_plugin.item_pipeline import ItemPipeline
 
         self.executor, self.req, self.writer = executor, req, writer
         self.spec, self.dataset_labels, self.labels = spec, dataset_labels, labels
         # This process's half of the item code: it reads the items and writes what
         # actors that cannot see the run directory send back (no model needed).
-        self.local = _Pipeline(req, None, writer, spec, dataset_labels, labels)
+        self.local = ItemPipeline(req, None, writer, spec, dataset_labels, labels)
         # "key: reason" per item not explained: unreadable images, and items that took
         # down MAX_ATTEMPTS workers (the run then ends "incomplete"; a rerun retries them)
         self.unreadable: list[str] = self.local.unreadable
@@ -141,7 +140,7 @@ class RayPipeline:
                            err=True)
 
     def _run(self, ray, dataset, done: set, total: int) -> int:
-        from explain_plugin.dataset_run import _bar
+        from explain_plugin.item_pipeline import progress_bar
 
         todo = total - len(done)
         if todo <= 0:
@@ -167,7 +166,7 @@ class RayPipeline:
             started = time.perf_counter()
             self.seconds["startup"] = started - self._t0
             budget = n * MAX_ATTEMPTS  # replacement actors, all told
-            bar = _bar(total, len(done), self.req.quiet)
+            bar = progress_bar(total, len(done), self.req.quiet)
 
             def skipped() -> None:
                 if bar is not None:
