@@ -13,6 +13,7 @@ configuration runs in its own process:
   evaluations the run made (run.json: masks, clean passes and the --metrics curves)
   at pure-inference speed;
 * ratio = run wall time / bound (1.00 = the run costs nothing beyond inference);
+  CPU ratio = the run's process CPU / (E x the bound's process CPU per evaluation);
   loop ratio = the item loop alone (run.json ``times.seconds``) / bound;
 * peak RSS: the process's high-water mark during the run minus its RSS right
   before (the run compiles its own model: that is most of it), for N = 50 and 200.
@@ -101,9 +102,12 @@ def worker(args) -> None:
         work = cv2.resize(image, (vw, vh), interpolation=cv2.INTER_AREA)
         pool.append(gen.next(1, vh, vw)[0][..., None] * work)
     _stream_bound(launch, pool, 4 * launch.batch_size)  # warm-up
+    cpu0 = time.process_time()
     _, rate_before = _stream_bound(launch, pool, 400)
+    bound_cpu = time.process_time() - cpu0
     name = f"b{args.n}-{os.getpid()}"
     with Rss() as rss:
+        cpu0 = time.process_time()
         start = time.perf_counter()
         code = main(["explain", "-p", str(root / "proj"), "-m", "effnet", "-n", name,
                      "--limit", str(args.n), "-q", "rise", "-s", str(args.masks)])
@@ -111,7 +115,12 @@ def worker(args) -> None:
     if code:
         raise SystemExit(f"run failed ({code})")
     # The machine is shared: the bound brackets the run (mean of before and after).
+    run_cpu = time.process_time() - cpu0
+    cpu0 = time.process_time()
     _, rate_after = _stream_bound(launch, pool, 400)
+    # CPU per evaluation at pure inference (both bound passes): less sensitive than wall
+    # time to other processes on a shared machine.
+    cpu_per_eval = (bound_cpu + time.process_time() - cpu0) / 800
     rate = (rate_before + rate_after) / 2
     run = json.loads((root / "proj" / "explanations" / name / "run.json").read_text())
     # Every evaluation the run made (masks, clean passes, --metrics curves), per run.json.
@@ -121,6 +130,7 @@ def worker(args) -> None:
     print(json.dumps({"n": args.n, "evaluations": evaluations, "wall": wall, "loop": run["times"]["seconds"],
                       "bound": bound, "rate": rate, "rate_spread": abs(rate_before - rate_after) / rate, "items_per_s": args.n / wall,
                       "ratio": wall / bound, "loop_ratio": run["times"]["seconds"] / bound,
+                      "cpu_ratio": run_cpu / (evaluations * cpu_per_eval),
                       "rss_mb": rss.peak_mb}))
 
 
@@ -157,7 +167,7 @@ def main() -> None:
                 r = spawn(root, n, args.masks)
                 results[n].append(r)
                 print(f"rep {rep}: {n} items x {args.masks} masks: {r['items_per_s']:.2f} items/s,"
-                      f" ratio {r['ratio']:.3f} (loop {r['loop_ratio']:.3f}), "
+                      f" ratio {r['ratio']:.3f} (loop {r['loop_ratio']:.3f}, CPU {r['cpu_ratio']:.3f}), "
                       f"bound rate {r['rate']:.0f} img/s, peak RSS +{r['rss_mb']:.0f} MB",
                       flush=True)
     med = {n: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
@@ -165,7 +175,8 @@ def main() -> None:
     big, small = med[args.items], med[args.small]
     print(f"\nmedians over {args.reps} rep(s), {args.masks} masks per item (machine shared):")
     print(f"  {args.items} items: {big['items_per_s']:.2f} items/s; ratio to the inference "
-          f"bound {big['ratio']:.3f} (whole command), {big['loop_ratio']:.3f} (item loop)")
+          f"bound {big['ratio']:.3f} (whole command), {big['loop_ratio']:.3f} (item loop), "
+          f"{big['cpu_ratio']:.3f} (process CPU over the bound's CPU per evaluation)")
     print(f"  peak RSS: +{small['rss_mb']:.0f} MB at {args.small} items, "
           f"+{big['rss_mb']:.0f} MB at {args.items} items "
           f"(ratio {big['rss_mb'] / max(small['rss_mb'], 1e-9):.3f})")
