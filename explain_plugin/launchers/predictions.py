@@ -132,9 +132,7 @@ def _pending_rows(batch_anns: Sequence[Sequence[Annotation]], num_classes: int) 
         row[:len(v)] = v  # float16/32/64 -> float32, as the Labels' scores are read
     if not np.isfinite(scores).all():
         return None
-    np.maximum(scores, 0, out=scores)
-    scores += 0  # -0.0 -> 0.0: the Labels' max(0, score) keeps the 0 it started from
-    return scores
+    return np.maximum(np.float32(0), scores, out=scores)  # as _fast_scores's maximum.at
 
 
 def _fast_scores(batch_anns: Sequence[Sequence[Annotation]], num_classes: int) -> np.ndarray | None:
