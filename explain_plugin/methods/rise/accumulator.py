@@ -7,8 +7,17 @@ from explain_plugin.methods.base import Snapshot
 from explain_plugin.methods.normalize import flat_maps, normalize_maps
 
 
+BLOCK = 128  # masks per matrix product: [T, 8] @ [8, hw] runs ~7x slower per mask than [T, 128]
+
+
 class SaliencyAccumulator:
     """Sums of weight x mask for each target, in two halves (alternate steps).
+
+    Steps are buffered per half and summed ``BLOCK`` masks at a time (one matrix
+    product for many launcher batches: with 1000 targets a batch-sized product
+    costs as much as 10% of the inference). Blocks close at the same masks whether
+    or not snapshots are read (a read adds the open block without closing it), so
+    progressive runs give the same final maps as plain ones.
 
     The two half-maps are independent estimates of the same map, so half their
     difference measures the noise left in the full map: ``--converge`` stops on
@@ -22,6 +31,8 @@ class SaliencyAccumulator:
         self.weight_sums = np.zeros((2, targets), dtype=np.float64)
         self.counts = [0, 0]
         self._steps = 0
+        self._pending: list[list[tuple[np.ndarray, np.ndarray]]] = [[], []]
+        self._buffered = [0, 0]
 
     @property
     def used(self) -> int:
@@ -31,18 +42,44 @@ class SaliencyAccumulator:
         """``weights`` [T, B] for flattened ``masks`` [B, h*w]."""
         half = self._steps % 2
         self._steps += 1
-        self.sums[half] += weights @ masks
-        self.coverage[half] += masks.sum(axis=0)
-        self.weight_sums[half] += weights.sum(axis=1)
+        self._pending[half].append((np.asarray(weights, np.float32), np.asarray(masks, np.float32)))
+        self._buffered[half] += masks.shape[0]
         self.counts[half] += masks.shape[0]
+        if self._buffered[half] >= BLOCK:
+            self._flush(half)
+
+    def _open_block(self, half: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(weight x mask sums, coverage, weight sums) of the steps not yet summed."""
+        parts = self._pending[half]
+        if not parts:
+            return None
+        weights = np.concatenate([w for w, _ in parts], axis=1) if len(parts) > 1 else parts[0][0]
+        masks = np.concatenate([m for _, m in parts]) if len(parts) > 1 else parts[0][1]
+        return weights @ masks, masks.sum(axis=0), weights.sum(axis=1)
+
+    def _flush(self, half: int) -> None:
+        block = self._open_block(half)
+        self._pending[half], self._buffered[half] = [], 0
+        if block is not None:
+            self.sums[half] += block[0]
+            self.coverage[half] += block[1]
+            self.weight_sums[half] += block[2]
+
+    def _totals(self, half: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The half's sums, coverage and weight sums including the open block."""
+        block = self._open_block(half)
+        if block is None:
+            return self.sums[half], self.coverage[half], self.weight_sums[half]
+        return self.sums[half] + block[0], self.coverage[half] + block[1], \
+            self.weight_sums[half] + block[2]
 
     def raw(self, halves=(0, 1)) -> np.ndarray:
         """E[weight | pixel kept], over the masks' actual coverage of each pixel
         (``density``) or over its expectation N * p (the paper's)."""
-        halves = list(halves)
-        sums = self.sums[halves].sum(axis=0)
+        totals = [self._totals(h) for h in halves]
+        sums = np.sum([t[0] for t in totals], axis=0)
         if self.density:
-            sums = sums / np.maximum(self.coverage[halves].sum(axis=0), 1e-6)
+            sums = sums / np.maximum(np.sum([t[1] for t in totals], axis=0), 1e-6)
         else:
             sums = sums / (max(sum(self.counts[h] for h in halves), 1) * self.prob)
         return sums.reshape(-1, *self.shape)
@@ -56,7 +93,8 @@ class SaliencyAccumulator:
 
     def snapshot(self, targets, **kwargs) -> Snapshot:
         raw = self.raw()
-        baseline = (self.weight_sums.sum(axis=0) / max(self.used, 1)).astype(np.float32)
+        weight_sums = self._totals(0)[2] + self._totals(1)[2]
+        baseline = (weight_sums / max(self.used, 1)).astype(np.float32)
         snap = Snapshot(normalize_maps(raw), targets, self.used, raw=raw, baseline=baseline,
                         **kwargs)
         flat = flat_maps(raw)
