@@ -417,7 +417,7 @@ def overhead_worker(args) -> None:
             top, left = (x.shape[0] - h) // 2, (x.shape[1] - w) // 2
             x = np.ascontiguousarray(x[top:top + h, left:left + w].transpose(2, 0, 1))
             sal = (7 * SALIENCY_PIXELS_PER_CELL, 7 * SALIENCY_PIXELS_PER_CELL)
-            for n in sizes:
+            for n in sizes[:1]:  # peaks are flat in N (checked by the timing runs' dRSS)
                 with Rss() as ours:
                     fresh = launcher(files, script=args.script)
                     top1 = snap.targets[0].label
@@ -446,6 +446,10 @@ def overhead(args, sizes: list[int]) -> None:
             if proc.returncode:
                 raise SystemExit(f"worker failed ({' '.join(cmd)}):\n{proc.stderr[-3000:]}")
             out = json.loads(proc.stdout.strip().splitlines()[-1])
+            if args.json:  # every configuration as it finishes
+                with open(args.json, "a", encoding="utf-8") as f:
+                    f.write(json.dumps({"script": script, "targets": targets,
+                                        "load": os.getloadavg(), **out}) + "\n")
             load = os.getloadavg()[0]
             for n in sizes:
                 rows.append((script, n, targets, [r[str(n)] for r in out["reps"]],
@@ -483,6 +487,8 @@ def overhead(args, sizes: list[int]) -> None:
         print("  peak RSS with the model (MB over the RSS before building it): ours = a fresh "
               "launcher + RISE; peer = plain-numpy async RISE (compile + run, static batch):")
         for script, n, targets, _, mem, _ in rows:
+            if mem is None:
+                continue
             print(f"  {script:>7} {n:5d} {targets:>7}: ours {mem['ours_mb']:6.1f}  peer "
                   f"{mem['peer_mb']:6.1f}  ours - peer {mem['ours_mb'] - mem['peer_mb']:+6.1f}")
     if not all(r["resettable"] for *_, runs, _m, _l in rows for r in runs):
@@ -659,6 +665,7 @@ def main() -> None:
                              "(= doc0x,doc1x), doc0x, doc1x")
     parser.add_argument("--sizes", default=None, help="section 1 N values (default 1000,4000)")
     parser.add_argument("--target-sets", default="top1,all", help="section 1 targets: top1,all")
+    parser.add_argument("--json", help="append each section-1 configuration's raw results here")
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument("--skip-quality", action="store_true")
     # internal: one overhead configuration in a fresh process
