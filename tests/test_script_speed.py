@@ -463,3 +463,31 @@ def test_a_nan_score_row_fails_as_on_the_exact_path(tmp_path, known_models, monk
             rise_maps(lau, quadrant_image())
         messages.append(str(err.value))
     assert messages[0] == messages[1] and "NaN score" in messages[0]
+
+
+def test_cropping_launcher_blends_only_its_window_with_the_same_maps(known_models, monkeypatch):
+    """--rescale crop, no script: the engine blends just the part of each masked view
+    the model sees; the maps are those of blending the whole view."""
+    xml = known_models["classifier"]
+    lau = OpenVinoLauncher(description=str(xml), weights=str(xml.with_suffix(".bin")), rescale="crop")
+    image = cv2.resize(quadrant_image(), (192, 96), interpolation=cv2.INTER_NEAREST)
+    from explain_plugin.methods.view import view_of
+
+    view_hw = view_of(lau, image).hw
+    rows, cols = lau.model_window(view_hw)
+    assert view_hw == (48, 96) and (rows.start, rows.stop, cols.start, cols.stop) == (0, 48, 16, 80)
+    sent = []
+    submit = lau.submit
+    monkeypatch.setattr(lau, "submit", lambda images: sent.append(images.shape) or submit(images))
+    windowed = rise_maps(lau, image)
+    assert {shape[1:] for shape in sent} == {(48, 64, 3)}
+    monkeypatch.setattr(lau, "model_window", lambda hw: None)
+    sent.clear()
+    whole = rise_maps(lau, image)
+    assert {shape[1:] for shape in sent} == {(48, 96, 3)}
+    np.testing.assert_array_equal(windowed, whole)
+    assert windowed.shape[0] == 4 and np.ptp(windowed[1]) > 0
+    # a script sees the images: it gets whole views
+    assert OpenVinoLauncher(description=str(xml), weights=str(xml.with_suffix(".bin")),
+                            interpreter=str(known_models["classifier_0x"]),
+                            rescale="crop").model_window(view_hw) is None

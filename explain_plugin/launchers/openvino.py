@@ -402,6 +402,18 @@ class OpenVinoLauncher(Launcher):
             return super().view_size(image_hw)
         return fit(tuple(image_hw), self._hw, self.rescale).resized_hw
 
+    def model_window(self, view_hw: tuple[int, int]) -> tuple[slice, slice] | None:
+        """The part of a view of this size that reaches the model, when the rest is
+        only cut away (``--rescale crop``) and nothing else sees the images (no
+        script): masked images need only that window, at the input size."""
+        if self._is_item or self.interpreter.kind != "builtin" or self.rescale != "crop":
+            return None
+        g = fit(tuple(view_hw), self._hw, "crop")
+        if g.resized_hw != tuple(view_hw) or g.is_warp:
+            return None
+        h, w = self._hw
+        return slice(g.oy, g.oy + h), slice(g.ox, g.ox + w)
+
     @property
     def requests(self) -> int:
         """Inference requests kept in flight."""

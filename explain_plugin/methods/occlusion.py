@@ -50,6 +50,14 @@ class Occlusion:
         image = getattr(image, "pixels", image)
         return cls(image, mask_base(image, value, cell) if base is None else base)
 
+    def window(self, rows: slice, cols: slice) -> "Occlusion":
+        """The same blend of ``image[rows, cols]`` only (for masks cut to that window)."""
+        sub = object.__new__(Occlusion)
+        sub.planes = [np.ascontiguousarray(p[rows, cols]) for p in self.planes]
+        sub.base = None if self.base is None else np.ascontiguousarray(self.base[rows, cols])
+        sub.shape = (*sub.planes[0].shape, len(sub.planes))
+        return sub
+
     def __call__(self, masks: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """float32 [K, h, w, C] images for masks [K, h, w] (written into ``out`` if given)."""
         if masks.dtype != np.float32:
