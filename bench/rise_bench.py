@@ -239,7 +239,8 @@ def launcher(files: dict, metric: bool = False, script: str = "sample"):
         path = files["metric_interpreter"]
     return OpenVinoLauncher(description=str(files["xml"]), weights=str(files["bin"]),
                             interpreter=str(path) if path else None,
-                            rescale=None if script == "doc1x" else "crop")
+                            rescale=None if script == "doc1x" else "crop",
+                            batch_size=int(os.environ.get("RISE_BENCH_BATCH") or 0) or None)
 
 
 def photos(names: list[str]) -> dict[str, np.ndarray]:
@@ -441,7 +442,8 @@ def overhead(args, sizes: list[int]) -> None:
             cmd = [sys.executable, __file__, "--worker", "--sizes-list", ",".join(map(str, sizes)),
                    "--targets", targets, "--reps", str(args.reps), "--photo", args.photos[0],
                    "--script", script] + (["--memory"] if args.memory else [])
-            env = dict(os.environ, **({"OPENBLAS_NUM_THREADS": "1"} if args.blas1 else {}))
+            env = dict(os.environ, **({"OPENBLAS_NUM_THREADS": "1"} if args.blas1 else {}),
+                       **({"RISE_BENCH_BATCH": str(args.batch)} if args.batch else {}))
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if proc.returncode:
                 raise SystemExit(f"worker failed ({' '.join(cmd)}):\n{proc.stderr[-3000:]}")
@@ -665,6 +667,8 @@ def main() -> None:
                              "(= doc0x,doc1x), doc0x, doc1x")
     parser.add_argument("--sizes", default=None, help="section 1 N values (default 1000,4000)")
     parser.add_argument("--target-sets", default="top1,all", help="section 1 targets: top1,all")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="section 1 launchers' --batch-size (default: the launcher's)")
     parser.add_argument("--json", help="append each section-1 configuration's raw results here")
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument("--skip-quality", action="store_true")
