@@ -413,10 +413,11 @@ class _ClassScores:
             x /= x.sum(axis=1, keepdims=True)
         # One Label per image (the top class) carrying every class's score: building
         # C Label objects per image would cost more than the inference itself.
+        if self.fast:  # built when read; read as scores straight from x
+            return [score_rows.ScoreLabels(row, standins.Label, top=True) for row in x]
         top = x.argmax(axis=1)
-        make = standins.Label if self.fast else Label
-        return [[make(int(c), attributes={"score": float(row[c]),
-                                          "scores": row.astype(np.float32).tolist()})]
+        return [[Label(int(c), attributes={"score": float(row[c]),
+                                           "scores": row.astype(np.float32).tolist()})]
                 for c, row in zip(top, x)]
 
 

@@ -125,7 +125,8 @@ def _pending_rows(batch_anns: Sequence[Sequence[Annotation]], num_classes: int) 
     if not all(type(anns) is ScoreLabels and anns.pending for anns in batch_anns):
         return None
     values = [anns.values for anns in batch_anns]
-    if any(len(v) > num_classes for v in values):
+    if any(len(v) > num_classes or (anns.top and len(v) != num_classes)
+           for v, anns in zip(values, batch_anns)):
         return None
     scores = np.zeros((len(values), num_classes), np.float32)
     for row, v in zip(scores, values):

@@ -30,13 +30,15 @@ _FLOATS = (np.float16, np.float32, np.float64)
 
 class ScoreLabels(list):
     """``[make(i, attributes={"score": conv(p)}) for i, p in enumerate(values)]``,
-    built on first use (every list operation builds it first)."""
+    built on first use (every list operation builds it first). ``top``: instead the
+    built-in interpreter's one Label, the top class carrying every class's score.
+    Read as scores, both are the row max(0, float32(values))."""
 
-    __slots__ = ("values", "_make", "_to_float")
+    __slots__ = ("values", "_make", "_to_float", "top")
 
-    def __init__(self, values: np.ndarray, make: Callable, to_float: bool):
+    def __init__(self, values: np.ndarray, make: Callable, to_float: bool = False, top: bool = False):
         super().__init__()
-        self.values, self._make, self._to_float = values, make, to_float
+        self.values, self._make, self._to_float, self.top = values, make, to_float, top
 
     @property
     def pending(self) -> bool:
@@ -47,7 +49,11 @@ class ScoreLabels(list):
         if self.values is not None:
             values, self.values = self.values, None
             make = self._make
-            if self._to_float:
+            if self.top:
+                c = int(values.argmax())
+                labels = [make(c, attributes={"score": float(values[c]),
+                                              "scores": values.astype(np.float32).tolist()})]
+            elif self._to_float:
                 labels = [make(i, attributes={"score": float(p)}) for i, p in enumerate(values)]
             else:
                 labels = [make(i, attributes={"score": p}) for i, p in enumerate(values)]
