@@ -467,7 +467,8 @@ def test_a_nan_score_row_fails_as_on_the_exact_path(tmp_path, known_models, monk
 
 def test_cropping_launcher_blends_only_its_window_with_the_same_maps(known_models, monkeypatch):
     """--rescale crop, no script: the engine blends just the part of each masked view
-    the model sees; the maps are those of blending the whole view."""
+    the model sees, as the model's NCHW input; the maps are those of blending the
+    whole view as HWC images."""
     xml = known_models["classifier"]
     lau = OpenVinoLauncher(description=str(xml), weights=str(xml.with_suffix(".bin")), rescale="crop")
     image = cv2.resize(quadrant_image(), (192, 96), interpolation=cv2.INTER_NEAREST)
@@ -480,7 +481,7 @@ def test_cropping_launcher_blends_only_its_window_with_the_same_maps(known_model
     submit = lau.submit
     monkeypatch.setattr(lau, "submit", lambda images: sent.append(images.shape) or submit(images))
     windowed = rise_maps(lau, image)
-    assert {shape[1:] for shape in sent} == {(48, 64, 3)}
+    assert {shape[1:] for shape in sent} == {(3, 48, 64)}  # the NCHW model's input itself
     monkeypatch.setattr(lau, "model_window", lambda hw: None)
     sent.clear()
     whole = rise_maps(lau, image)
