@@ -7,6 +7,7 @@ from explain_plugin.methods.base import Snapshot
 from explain_plugin.methods.normalize import flat_maps, normalize_maps
 
 
+NOISE_ROWS = 64  # targets per pass of the noise estimate (1000 maps: no 100 MB of temporaries)
 BLOCK = 128  # masks per matrix product: [T, 8] @ [8, hw] runs ~7x slower per mask than [T, 128]
 
 
@@ -48,13 +49,16 @@ class SaliencyAccumulator:
         if self._buffered[half] >= BLOCK:
             self._flush(half)
 
-    def _open_block(self, half: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """(weight x mask sums, coverage, weight sums) of the steps not yet summed."""
+    def _open_block(self, half: int, rows: slice = slice(None)
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(weight x mask sums, coverage, weight sums) of the steps not yet summed,
+        for the targets ``rows``."""
         parts = self._pending[half]
         if not parts:
             return None
         weights = np.concatenate([w for w, _ in parts], axis=1) if len(parts) > 1 else parts[0][0]
         masks = np.concatenate([m for _, m in parts]) if len(parts) > 1 else parts[0][1]
+        weights = weights[rows]
         return weights @ masks, masks.sum(axis=0), weights.sum(axis=1)
 
     def _flush(self, half: int) -> None:
@@ -65,18 +69,19 @@ class SaliencyAccumulator:
             self.coverage[half] += block[1]
             self.weight_sums[half] += block[2]
 
-    def _totals(self, half: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _totals(self, half: int, rows: slice = slice(None)
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The half's sums, coverage and weight sums including the open block."""
-        block = self._open_block(half)
+        block = self._open_block(half, rows)
+        sums, weight_sums = self.sums[half][rows], self.weight_sums[half][rows]
         if block is None:
-            return self.sums[half], self.coverage[half], self.weight_sums[half]
-        return self.sums[half] + block[0], self.coverage[half] + block[1], \
-            self.weight_sums[half] + block[2]
+            return sums, self.coverage[half], weight_sums
+        return sums + block[0], self.coverage[half] + block[1], weight_sums + block[2]
 
-    def raw(self, halves=(0, 1)) -> np.ndarray:
+    def raw(self, halves=(0, 1), rows: slice = slice(None)) -> np.ndarray:
         """E[weight | pixel kept], over the masks' actual coverage of each pixel
-        (``density``) or over its expectation N * p (the paper's)."""
-        totals = [self._totals(h) for h in halves]
+        (``density``) or over its expectation N * p (the paper's); targets ``rows``."""
+        totals = [self._totals(h, rows) for h in halves]
         sums = np.sum([t[0] for t in totals], axis=0)
         if self.density:
             sums = sums / np.maximum(np.sum([t[1] for t in totals], axis=0), 1e-6)
@@ -88,12 +93,18 @@ class SaliencyAccumulator:
         """Mean absolute noise of the normalised maps (worst target), from the halves."""
         if not all(self.counts):
             return float("inf")
-        a, b = normalize_maps(self.raw([0])), normalize_maps(self.raw([1]))
-        return float(np.abs(a - b).reshape(len(a), -1).mean(axis=1).max() / 2)
+        worst = 0.0
+        for start in range(0, self.sums.shape[1], NOISE_ROWS):  # bounded temporaries
+            rows = slice(start, start + NOISE_ROWS)
+            a, b = normalize_maps(self.raw([0], rows)), normalize_maps(self.raw([1], rows))
+            worst = max(worst, float(np.abs(a - b).reshape(len(a), -1).mean(axis=1).max()))
+        return worst / 2
 
     def snapshot(self, targets, **kwargs) -> Snapshot:
         raw = self.raw()
-        weight_sums = self._totals(0)[2] + self._totals(1)[2]
+        weight_sums = sum(self.weight_sums[h] + (np.concatenate([w for w, _ in part], axis=1)
+                                                 .sum(axis=1) if part else 0)
+                          for h, part in enumerate(self._pending))
         baseline = (weight_sums / max(self.used, 1)).astype(np.float32)
         snap = Snapshot(normalize_maps(raw), targets, self.used, raw=raw, baseline=baseline,
                         **kwargs)
