@@ -13,7 +13,7 @@ the opset API stands in (timings and memory only; its maps mean nothing).
    takes for N pre-made masked images of the size RISE feeds (the working
    image), measured in the same process right before (directly up to 400
    images; above, first-result latency + N / steady images/s). A ratio of 1
-   means RISE costs nothing beyond inference. Each configuration runs in a
+   means RISE costs nothing beyond inference. Each script x targets runs in a
    fresh subprocess; peak RSS = VmHWM during the explain call minus the RSS
    right before it (after model load and warm-up). Medians of --reps runs.
    Goals: ratio <= 1.05; RSS flat in N.
@@ -36,12 +36,19 @@ the opset API stands in (timings and memory only; its maps mean nothing).
 read as class scores) and ``documented`` (two scripts written as Datumaro
 documents them, one ``Label(i, attributes={"score": p})`` per class: a 0.x
 ``process_outputs`` and a 1.x ``IModelInterpreter``; ``doc0x``/``doc1x`` pick one).
+Each script x targets runs in one process, every N of a repetition back to back.
 Section 1 then also reports the CPU ratio (process CPU time, all threads, of RISE
 over that of the raw bound: on a machine shared with other jobs it moves far
 less than wall time), the raw bound (a bare ``AsyncInferQueue`` on pre-made
-NCHW tensors of the same IR at the launcher's batch, in the same process) and the
-marginal cost per mask between the smallest and largest N over that bound, and
-the launcher's interpretation path.
+NCHW tensors of the same IR at the launcher's batch, in the same process; its CPU
+is the timed loop's, not the compile's) and the marginal cost per mask between
+the smallest and largest N: (RISE_hi - RISE_lo) / ((hi - lo) x the raw bound per
+image, pooled over both N), and the launcher's interpretation path.
+``--memory``: peak RSS of building a fresh launcher and explaining (smallest N)
+against the peer, a plain-numpy async RISE on the same IR (``reference_rise``:
+static batch, masks at the input size, all-class sums at the saliency size),
+compile included. ``--json FILE`` appends each configuration's raw results;
+``--batch B`` sets the launchers' batch size.
 
 Timings on a shared machine: compare ratios, not seconds.
 
@@ -474,13 +481,16 @@ def overhead(args, sizes: list[int]) -> None:
     if len(sizes) > 1:
         lo, hi = min(sizes), max(sizes)
         print(f"  marginal cost per mask between N={lo} and N={hi} over the raw bound "
-              f"(median over reps of (RISE_hi - RISE_lo) / (raw_hi - raw_lo), wall and process CPU):")
+              f"(median over reps of (RISE_hi - RISE_lo) / ((hi - lo) x raw per image), wall and process CPU):")
         for script in args.scripts:
             for targets in args.target_sets:
                 get = {n: runs for s_, n, t, runs, *_ in rows if s_ == script and t == targets}
-                pairs = [(h["wall"] - l["wall"]) / max(h["raw"] - l["raw"], 1e-9)
+                # the bound per image: both N's raw measurements pooled (each is 400
+                # images scaled up; their difference alone would scale the noise 12x)
+                pairs = [(h["wall"] - l["wall"]) / ((hi - lo) * (h["raw"] + l["raw"]) / (hi + lo))
                          for l, h in zip(get[lo], get[hi])]
-                cpu = [(h["cpu"] - l["cpu"]) / max(h["raw_cpu"] - l["raw_cpu"], 1e-9)
+                cpu = [(h["cpu"] - l["cpu"])
+                       / ((hi - lo) * (h["raw_cpu"] + l["raw_cpu"]) / (hi + lo))
                        for l, h in zip(get[lo], get[hi])]
                 print(f"  {script:>7} {targets:>7}: wall {med(pairs):.3f} "
                       f"({', '.join(f'{p:.3f}' for p in pairs)}); process CPU {med(cpu):.3f} "
