@@ -492,3 +492,27 @@ def test_cropping_launcher_blends_only_its_window_with_the_same_maps(known_model
     assert OpenVinoLauncher(description=str(xml), weights=str(xml.with_suffix(".bin")),
                             interpreter=str(known_models["classifier_0x"]),
                             rescale="crop").model_window(view_hw) is None
+
+
+def test_blocked_accumulation_and_chunked_noise_match_step_by_step(monkeypatch):
+    """128 masks per matrix product and the noise in chunks of targets: the maps and
+    the noise of summing every step at once, up to float32 summation order."""
+    from explain_plugin.methods.rise import accumulator
+    from explain_plugin.methods.rise.masks import MaskGenerator
+
+    gen, rng = MaskGenerator(5, 5, 0.5, seed=3), np.random.default_rng(3)
+    steps = [(rng.random((70, 8), dtype=np.float32), gen.next(8, 20, 20).reshape(8, -1))
+             for _ in range(45)]  # 360 masks: two closed blocks per half and an open one
+
+    def run(block: int, rows: int):
+        monkeypatch.setattr(accumulator, "BLOCK", block)
+        monkeypatch.setattr(accumulator, "NOISE_ROWS", rows)
+        acc = accumulator.SaliencyAccumulator(70, 20, 20, 0.5, density=True)
+        for weights, masks in steps:
+            acc.add(weights, masks)
+        return acc.raw(), acc.noise(), acc.used
+
+    blocked, stepwise = run(128, 7), run(1, 1000)
+    assert blocked[2] == stepwise[2] == 360
+    np.testing.assert_allclose(blocked[0], stepwise[0], rtol=1e-5)
+    assert blocked[1] == pytest.approx(stepwise[1], rel=1e-4) and blocked[1] > 0
