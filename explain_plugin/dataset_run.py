@@ -39,6 +39,7 @@ class RunRequest:
     output_dir: str | None = None
     overwrite: bool = False
     quiet: bool = False
+    executor: Any = None  # explain_plugin.executors.ExecutorSpec; None: this process
 
 
 def params_identity(req: RunRequest, model_entry: dict) -> dict[str, Any]:
@@ -102,7 +103,8 @@ def run_dataset(req: RunRequest, project, dataset) -> Path:
         manifest.save()
     labels = manifest["labels"]
     started = time.perf_counter()
-    work = _Pipeline(req, launcher, writer, spec, dataset_label_names(dataset), labels)
+    make = req.executor.pipeline if req.executor is not None else _Pipeline
+    work = make(req, launcher, writer, spec, dataset_label_names(dataset), labels)
     explained = work.run(dataset, done, total=len(keys))
     seconds = time.perf_counter() - started
 
@@ -219,24 +221,11 @@ class _Pipeline:
             return run
 
         def load():
-            from explain_plugin.item_targets import item_ground_truth
-            from explain_plugin.targets import item_image
-
             try:
-                for item in select_items(dataset, self.req.selection, SelectionStats()):
+                for entry in self._pending(dataset, done, bar_update):
                     if stop.is_set() or draining.is_set():
                         return
-                    k = (item.subset or "default", item.id)
-                    if k in done:
-                        continue
-                    gt = item_ground_truth(item, self.dataset_labels)
-                    try:
-                        image = item_image(item)
-                    except CliError as e:  # a corrupt file: skip, count, go on
-                        self.unreadable.append(str(e))
-                        bar_update()
-                        continue
-                    if not _put(loaded, (item_key(item), k, image, gt), stop):
+                    if not _put(loaded, entry, stop):
                         return
             finally:
                 for _ in range(self.in_flight):
@@ -302,6 +291,25 @@ class _Pipeline:
         if errors:
             raise errors[0]
         return explained[0]
+
+    def _pending(self, dataset, done: set, on_skip):
+        """``(key, (subset, id), image, gt)`` of each selected item not in ``done``; an
+        unreadable image is counted in ``unreadable`` and reported by ``on_skip()``."""
+        from explain_plugin.item_targets import item_ground_truth
+        from explain_plugin.targets import item_image
+
+        for item in select_items(dataset, self.req.selection, SelectionStats()):
+            k = (item.subset or "default", item.id)
+            if k in done:
+                continue
+            gt = item_ground_truth(item, self.dataset_labels)
+            try:
+                image = item_image(item)
+            except CliError as e:  # a corrupt file: skip and count, go on
+                self.unreadable.append(str(e))
+                on_skip()
+                continue
+            yield item_key(item), k, image, gt
 
     def _explain(self, key: str, image: np.ndarray, gt, bar) -> dict:
         from explain_plugin.api import run_method
