@@ -361,6 +361,7 @@ def reference_rise(compiled, image_nchw: np.ndarray, n: int, targets: np.ndarray
         small = gen.render(grids, shifts, *sal_hw).reshape(b, -1)
         queue.start_async({0: image_nchw[None] * masks[:, None]}, userdata=small)
     queue.wait_all()
+    del queue  # before the compiled model: deleting that first once hung in OpenVINO
     return (state["sums"] / np.maximum(state["cover"], 1e-6)).reshape(-1, *sal_hw)
 
 
@@ -437,7 +438,6 @@ def overhead_worker(args) -> None:
                     start = time.perf_counter()
                     reference_rise(compiled, x, n, None if targets else np.array([top1]), sal)
                     ref_wall = time.perf_counter() - start
-                    del compiled
                 memory[n] = {"ours_mb": ours.peak_mb, "peer_mb": ref.peak_mb, "peer_wall": ref_wall}
     print(json.dumps({"reps": reps, "memory": memory}))
 
