@@ -13,7 +13,7 @@ the opset API stands in (timings and memory only; its maps mean nothing).
    takes for N pre-made masked images of the size RISE feeds (the working
    image), measured in the same process right before (directly up to 400
    images; above, first-result latency + N / steady images/s). A ratio of 1
-   means RISE costs nothing beyond inference. Each configuration runs in a
+   means RISE costs nothing beyond inference. Each script x targets runs in a
    fresh subprocess; peak RSS = VmHWM during the explain call minus the RSS
    right before it (after model load and warm-up). Medians of --reps runs.
    Goals: ratio <= 1.05; RSS flat in N.
@@ -36,12 +36,19 @@ the opset API stands in (timings and memory only; its maps mean nothing).
 read as class scores) and ``documented`` (two scripts written as Datumaro
 documents them, one ``Label(i, attributes={"score": p})`` per class: a 0.x
 ``process_outputs`` and a 1.x ``IModelInterpreter``; ``doc0x``/``doc1x`` pick one).
+Each script x targets runs in one process, every N of a repetition back to back.
 Section 1 then also reports the CPU ratio (process CPU time, all threads, of RISE
 over that of the raw bound: on a machine shared with other jobs it moves far
 less than wall time), the raw bound (a bare ``AsyncInferQueue`` on pre-made
-NCHW tensors of the same IR at the launcher's batch, in the same process) and the
-marginal cost per mask between the smallest and largest N over that bound, and
-the launcher's interpretation path.
+NCHW tensors of the same IR at the launcher's batch, in the same process; its CPU
+is the timed loop's, not the compile's) and the marginal cost per mask between
+the smallest and largest N: (RISE_hi - RISE_lo) / ((hi - lo) x the raw bound per
+image, pooled over both N), and the launcher's interpretation path.
+``--memory``: peak RSS of building a fresh launcher and explaining (smallest N)
+against the peer, a plain-numpy async RISE on the same IR (``reference_rise``:
+static batch, masks at the input size, all-class sums at the saliency size),
+compile included. ``--json FILE`` appends each configuration's raw results;
+``--batch B`` sets the launchers' batch size.
 
 Timings on a shared machine: compare ratios, not seconds.
 
@@ -239,7 +246,8 @@ def launcher(files: dict, metric: bool = False, script: str = "sample"):
         path = files["metric_interpreter"]
     return OpenVinoLauncher(description=str(files["xml"]), weights=str(files["bin"]),
                             interpreter=str(path) if path else None,
-                            rescale=None if script == "doc1x" else "crop")
+                            rescale=None if script == "doc1x" else "crop",
+                            batch_size=int(os.environ.get("RISE_BENCH_BATCH") or 0) or None)
 
 
 def photos(names: list[str]) -> dict[str, np.ndarray]:
@@ -286,8 +294,8 @@ def _stream_bound(launch, pool: list[np.ndarray], n: int) -> tuple[float, float]
     return first_t + (n - first_n) / rate, rate
 
 
-def _raw_bound(files: dict, launch, pool: list[np.ndarray], n: int) -> float:
-    """Seconds a bare AsyncInferQueue (THROUGHPUT hint, optimal requests) takes for ``n``
+def _raw_bound(files: dict, launch, pool: list[np.ndarray], n: int) -> tuple[float, float]:
+    """(seconds, process CPU seconds) a bare AsyncInferQueue (THROUGHPUT hint, optimal requests) takes for ``n``
     images at the launcher's batch, fed pre-made tensors of the model's input (measured
     on up to TP_IMAGES images, scaled to ``n``)."""
     import openvino as ov
@@ -308,18 +316,73 @@ def _raw_bound(files: dict, launch, pool: list[np.ndarray], n: int) -> float:
         queue.start_async({0: t}, share_inputs=True)
     queue.wait_all()
     m = -(-min(n, TP_IMAGES) // b)  # up to TP_IMAGES images measured, the rest at that rate
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()  # the loop only, not the compile
     for i in range(m):
         queue.start_async({0: tensors[i % len(tensors)]}, share_inputs=True)
     queue.wait_all()
-    return (time.perf_counter() - start) * n / (m * b)
+    scale = n / (m * b)
+    return (time.perf_counter() - start) * scale, (time.process_time() - cpu) * scale
+
+
+def reference_rise(compiled, image_nchw: np.ndarray, n: int, targets: np.ndarray | None,
+                   sal_hw: tuple[int, int], seed: int = 0) -> np.ndarray:
+    """The peer: plain-numpy async RISE on a compiled static-batch model. Masks at the
+    input size blend the preprocessed input (NCHW), an ``AsyncInferQueue`` scores them,
+    and each batch's softmax rows (all classes, or ``targets``) accumulate weight x mask
+    at ``sal_hw`` in the callback. Returns the maps [T, h, w] (density-normalised)."""
+    import threading
+
+    import openvino as ov
+
+    from explain_plugin.methods.rise.masks import MaskGenerator
+
+    b, _, h, w = [d.get_length() for d in compiled.inputs[0].get_partial_shape()]
+    gen = MaskGenerator(7, 7, 0.5, seed)
+    queue = ov.AsyncInferQueue(compiled, 0)
+    lock = threading.Lock()
+    state = {}
+
+    def done(request, small):
+        logits = request.get_output_tensor(0).data.reshape(b, -1).astype(np.float64)
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        weights = p if targets is None else p[:, targets]
+        with lock:
+            if "sums" not in state:
+                state["sums"] = np.zeros((weights.shape[1], small.shape[1]), np.float32)
+                state["cover"] = np.zeros(small.shape[1], np.float32)
+            state["sums"] += weights.T @ small
+            state["cover"] += small.sum(axis=0)
+
+    queue.set_callback(done)
+    for start in range(0, n, b):
+        grids, shifts = gen.sample(b)
+        masks = gen.render(grids, shifts, h, w)
+        small = gen.render(grids, shifts, *sal_hw).reshape(b, -1)
+        queue.start_async({0: image_nchw[None] * masks[:, None]}, userdata=small)
+    queue.wait_all()
+    del queue  # before the compiled model: deleting that first once hung in OpenVINO
+    return (state["sums"] / np.maximum(state["cover"], 1e-6)).reshape(-1, *sal_hw)
+
+
+def _static_compiled(files: dict, batch: int):
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(str(files["xml"]), str(files["bin"]))
+    shape = model.inputs[0].get_partial_shape()
+    shape[0] = batch
+    model.reshape({model.inputs[0]: shape})
+    return core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"})
 
 
 def overhead_worker(args) -> None:
-    """One configuration, in its own process; prints one JSON line."""
+    """One configuration (script x targets), every N in this one process; prints one JSON
+    line: a list of runs per rep, each N of a rep measured back to back."""
     from explain_plugin.methods.masks import MaskGenerator
-    from explain_plugin.methods.rise import Rise
+    from explain_plugin.methods.rise import SALIENCY_PIXELS_PER_CELL, Rise
 
+    sizes = [int(v) for v in args.sizes_list.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         files = model_files(Path(tmp))
         launch = launcher(files, script=args.script)
@@ -333,73 +396,114 @@ def overhead_worker(args) -> None:
         _stream_bound(launch, pool, 4 * launch.batch_size)
         for _ in Rise.with_defaults(max_samples=2 * launch.batch_size, targets=targets).explain(launch, image):
             pass
-        runs = []
+        reps = []
         for rep in range(args.reps):
-            cpu = time.process_time()  # every thread of this process: robust to other load
-            bound, rate = _stream_bound(launch, pool, args.n)
-            stream_cpu = (time.process_time() - cpu) * args.n / min(args.n, TP_IMAGES)
-            cpu = time.process_time()
-            raw = _raw_bound(files, launch, pool, args.n)
-            raw_cpu = (time.process_time() - cpu) * args.n / min(args.n, TP_IMAGES)
-            rise = Rise.with_defaults(max_samples=args.n, targets=targets, seed=rep)
-            with Rss() as rss:
-                start, cpu = time.perf_counter(), time.process_time()
-                for snap in rise.explain(launch, image):
-                    pass
-                wall = time.perf_counter() - start
-                rise_cpu = time.process_time() - cpu
-            runs.append({"wall": wall, "bound": bound, "rate": rate, "ratio": wall / bound,
-                         "raw": raw, "raw_ratio": wall / raw, "path": launch.interpretation_path,
-                         "cpu": rise_cpu, "raw_cpu": raw_cpu, "cpu_ratio": rise_cpu / raw_cpu,
-                         "stream_cpu_ratio": stream_cpu / raw_cpu,
-                         "rss_mb": rss.peak_mb, "base_mb": rss.base_mb,
-                         "maps": list(snap.maps.shape), "resettable": rss.resettable})
-    print(json.dumps(runs))
+            runs = {}
+            for n in sizes:
+                cpu = time.process_time()  # every thread of this process: robust to other load
+                bound, rate = _stream_bound(launch, pool, n)
+                stream_cpu = (time.process_time() - cpu) * n / min(n, TP_IMAGES)
+                raw, raw_cpu = _raw_bound(files, launch, pool, n)
+                rise = Rise.with_defaults(max_samples=n, targets=targets, seed=rep)
+                with Rss() as rss:
+                    start, cpu = time.perf_counter(), time.process_time()
+                    for snap in rise.explain(launch, image):
+                        pass
+                    wall = time.perf_counter() - start
+                    rise_cpu = time.process_time() - cpu
+                runs[n] = {"wall": wall, "bound": bound, "rate": rate, "ratio": wall / bound,
+                           "raw": raw, "raw_ratio": wall / raw, "path": launch.interpretation_path,
+                           "cpu": rise_cpu, "raw_cpu": raw_cpu, "cpu_ratio": rise_cpu / raw_cpu,
+                           "stream_cpu_ratio": stream_cpu / raw_cpu,
+                           "rss_mb": rss.peak_mb, "base_mb": rss.base_mb,
+                           "maps": list(snap.maps.shape), "resettable": rss.resettable}
+            reps.append(runs)
+        # memory with the model: a fresh launcher + RISE, and the peer (compile + run)
+        memory = {}
+        if args.memory:
+            h, w = launch.input_size  # the peer's input: the working image centre-cropped
+            x = working_image(image, launch)
+            top, left = (x.shape[0] - h) // 2, (x.shape[1] - w) // 2
+            x = np.ascontiguousarray(x[top:top + h, left:left + w].transpose(2, 0, 1))
+            sal = (7 * SALIENCY_PIXELS_PER_CELL, 7 * SALIENCY_PIXELS_PER_CELL)
+            for n in sizes[:1]:  # peaks are flat in N (checked by the timing runs' dRSS)
+                with Rss() as ours:
+                    fresh = launcher(files, script=args.script)
+                    top1 = snap.targets[0].label
+                    for _ in Rise.with_defaults(max_samples=n, targets=targets).explain(fresh, image):
+                        pass
+                    del fresh
+                with Rss() as ref:
+                    compiled = _static_compiled(files, launch.batch_size)
+                    start = time.perf_counter()
+                    reference_rise(compiled, x, n, None if targets else np.array([top1]), sal)
+                    ref_wall = time.perf_counter() - start
+                memory[n] = {"ours_mb": ours.peak_mb, "peer_mb": ref.peak_mb, "peer_wall": ref_wall}
+    print(json.dumps({"reps": reps, "memory": memory}))
 
 
 def overhead(args, sizes: list[int]) -> None:
     rows = []
     for script in args.scripts:
         for targets in args.target_sets:
+            cmd = [sys.executable, __file__, "--worker", "--sizes-list", ",".join(map(str, sizes)),
+                   "--targets", targets, "--reps", str(args.reps), "--photo", args.photos[0],
+                   "--script", script] + (["--memory"] if args.memory else [])
+            env = dict(os.environ, **({"OPENBLAS_NUM_THREADS": "1"} if args.blas1 else {}),
+                       **({"RISE_BENCH_BATCH": str(args.batch)} if args.batch else {}))
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if proc.returncode:
+                raise SystemExit(f"worker failed ({' '.join(cmd)}):\n{proc.stderr[-3000:]}")
+            out = json.loads(proc.stdout.strip().splitlines()[-1])
+            if args.json:  # every configuration as it finishes
+                with open(args.json, "a", encoding="utf-8") as f:
+                    f.write(json.dumps({"script": script, "targets": targets,
+                                        "load": os.getloadavg(), **out}) + "\n")
+            load = os.getloadavg()[0]
             for n in sizes:
-                cmd = [sys.executable, __file__, "--worker", "--n", str(n), "--targets", targets,
-                       "--reps", str(args.reps), "--photo", args.photos[0], "--script", script]
-                env = dict(os.environ, **({"OPENBLAS_NUM_THREADS": "1"} if args.blas1 else {}))
-                proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-                if proc.returncode:
-                    raise SystemExit(f"worker failed ({' '.join(cmd)}):\n{proc.stderr[-3000:]}")
-                runs = json.loads(proc.stdout.strip().splitlines()[-1])
-                rows.append((script, n, targets, runs))
+                rows.append((script, n, targets, [r[str(n)] for r in out["reps"]],
+                             out["memory"].get(str(n)), load))
     med = statistics.median
     blas = os.environ.get("OPENBLAS_NUM_THREADS", "default") if not args.blas1 else "1"
     print(f"\n1. RISE overhead over launcher.stream and over a bare AsyncInferQueue (raw) "
-          f"(OPENBLAS_NUM_THREADS={blas}; {args.photos[0]}, median of {args.reps}, each config in "
-          f"its own process)")
+          f"(OPENBLAS_NUM_THREADS={blas}; {args.photos[0]}, median of {args.reps}; each "
+          f"script x targets in one process, every N of a rep back to back)")
     print(f"  {'script':>7} {'path':>7} {'N':>5} {'targets':>7} {'maps':>14} {'stream img/s':>12} "
-          f"{'RISE img/s':>10} {'ratio':>6} {'(min-max)':>11} {'raw ratio':>9} {'CPU ratio':>9} "
-          f"{'peak dRSS MB':>12} {'base RSS MB':>11}")
-    for script, n, targets, runs in rows:
-        ratios = [r["ratio"] for r in runs]
+          f"{'RISE img/s':>10} {'ratio':>6} {'raw ratio':>9} {'CPU ratio':>9} "
+          f"{'peak dRSS MB':>12} {'load':>5}")
+    for script, n, targets, runs, _, load in rows:
         print(f"  {script:>7} {runs[0]['path']:>7} {n:5d} {targets:>7} "
               f"{'x'.join(map(str, runs[0]['maps'])):>14} "
               f"{med(r['rate'] for r in runs):12.1f} {med(n / r['wall'] for r in runs):10.1f} "
-              f"{med(ratios):6.3f} {min(ratios):5.3f}-{max(ratios):5.3f} "
+              f"{med(r['ratio'] for r in runs):6.3f} "
               f"{med(r['raw_ratio'] for r in runs):9.3f} {med(r['cpu_ratio'] for r in runs):9.3f} "
-              f"{max(r['rss_mb'] for r in runs):12.1f} {med(r['base_mb'] for r in runs):11.0f}")
+              f"{max(r['rss_mb'] for r in runs):12.1f} {load:5.1f}")
     if len(sizes) > 1:
         lo, hi = min(sizes), max(sizes)
         print(f"  marginal cost per mask between N={lo} and N={hi} over the raw bound "
-              f"(median over reps of (wall_hi - wall_lo) / (raw_hi - raw_lo)):")
+              f"(median over reps of (RISE_hi - RISE_lo) / ((hi - lo) x raw per image), wall and process CPU):")
         for script in args.scripts:
             for targets in args.target_sets:
-                get = {n: runs for s_, n, t, runs in rows if s_ == script and t == targets}
-                pairs = [(h["wall"] - l["wall"]) / max(h["raw"] - l["raw"], 1e-9)
+                get = {n: runs for s_, n, t, runs, *_ in rows if s_ == script and t == targets}
+                # the bound per image: both N's raw measurements pooled (each is 400
+                # images scaled up; their difference alone would scale the noise 12x)
+                pairs = [(h["wall"] - l["wall"]) / ((hi - lo) * (h["raw"] + l["raw"]) / (hi + lo))
                          for l, h in zip(get[lo], get[hi])]
-                cpu = [(h["cpu"] - l["cpu"]) / max(h["raw_cpu"] - l["raw_cpu"], 1e-9)
+                cpu = [(h["cpu"] - l["cpu"])
+                       / ((hi - lo) * (h["raw_cpu"] + l["raw_cpu"]) / (hi + lo))
                        for l, h in zip(get[lo], get[hi])]
-                print(f"  {script:>7} {targets:>7}: wall {med(pairs):.3f}  "
-                      f"({', '.join(f'{p:.3f}' for p in pairs)}); process CPU {med(cpu):.3f}")
-    if not all(r["resettable"] for *_, runs in rows for r in runs):
+                print(f"  {script:>7} {targets:>7}: wall {med(pairs):.3f} "
+                      f"({', '.join(f'{p:.3f}' for p in pairs)}); process CPU {med(cpu):.3f} "
+                      f"({', '.join(f'{p:.3f}' for p in cpu)})")
+    if args.memory:
+        print("  peak RSS with the model (MB over the RSS before building it): ours = a fresh "
+              "launcher + RISE; peer = plain-numpy async RISE (compile + run, static batch):")
+        for script, n, targets, _, mem, _ in rows:
+            if mem is None:
+                continue
+            print(f"  {script:>7} {n:5d} {targets:>7}: ours {mem['ours_mb']:6.1f}  peer "
+                  f"{mem['peer_mb']:6.1f}  ours - peer {mem['ours_mb'] - mem['peer_mb']:+6.1f}")
+    if not all(r["resettable"] for *_, runs, _m, _l in rows for r in runs):
         print("  (VmHWM not resettable here: peak dRSS is ru_maxrss minus the RSS before the call)")
 
 
@@ -573,11 +677,17 @@ def main() -> None:
                              "(= doc0x,doc1x), doc0x, doc1x")
     parser.add_argument("--sizes", default=None, help="section 1 N values (default 1000,4000)")
     parser.add_argument("--target-sets", default="top1,all", help="section 1 targets: top1,all")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="section 1 launchers' --batch-size (default: the launcher's)")
+    parser.add_argument("--json", help="append each section-1 configuration's raw results here")
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument("--skip-quality", action="store_true")
     # internal: one overhead configuration in a fresh process
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--sizes-list", help=argparse.SUPPRESS)
+    parser.add_argument("--memory", action="store_true",
+                        help="section 1 also measures peak RSS with the model, ours vs a "
+                             "plain-numpy async RISE (the peer) on the same IR")
     parser.add_argument("--targets", help=argparse.SUPPRESS)
     parser.add_argument("--photo", help=argparse.SUPPRESS)
     args = parser.parse_args()

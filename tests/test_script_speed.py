@@ -18,7 +18,7 @@ import pytest
 from datumaro.components import annotation as dm
 from openvino import opset13 as ops
 
-from explain_plugin.launchers import interpreters, predictions, standins
+from explain_plugin.launchers import interpreters, predictions, score_rows, standins
 from explain_plugin.launchers.openvino import OpenVinoLauncher
 from explain_plugin.methods.rise import Rise
 from explain_plugin.samples import known_answer
@@ -139,14 +139,16 @@ def test_documented_scripts_take_the_fast_path(known_models, scripts):
     xml = known_models["classifier"]
     for kind in ("0x", "1x"):
         lau = launcher(xml, scripts[kind])
-        assert lau.interpretation_path == "fast", lau.interpretation_reason
+        assert lau.interpretation_path == "rows", lau.interpretation_reason
+        assert "1 one-Label-per-class list(s) read as score rows" in lau.interpretation_reason
         anns = lau.predict([quadrant_image()])[0]
+        assert type(anns) is score_rows.ScoreLabels and anns.pending
         assert len(anns) == 4 and all(type(a) is standins.Label for a in anns)
         assert all(isinstance(a, dm.Label) for a in anns)  # every isinstance check holds
     assert launcher(xml, None).interpretation_path == "builtin"
     # the sample scripts of the project are documented-style too
-    assert launcher(xml, known_models["classifier_0x"]).interpretation_path == "fast"
-    assert launcher(xml, known_models["classifier_1x"]).interpretation_path == "fast"
+    assert launcher(xml, known_models["classifier_0x"]).interpretation_path == "rows"
+    assert launcher(xml, known_models["classifier_1x"]).interpretation_path == "rows"
 
 
 @pytest.mark.parametrize("text, why", [(SUBCLASSING_0X, "'Label' other than by calling"),
@@ -180,6 +182,12 @@ def test_fast_path_blockers(source, blocked):
 def test_same_maps_on_every_path_and_for_every_script(known_models, scripts, monkeypatch):
     xml, image = known_models["classifier"], quadrant_image()
     fast = {kind: rise_maps(launcher(xml, path), image) for kind, path in scripts.items()}
+    with monkeypatch.context() as m:  # stand-ins, but no score rows
+        m.setattr(score_rows, "rewrite", lambda *args: 0)
+        standin = {kind: launcher(xml, path) for kind, path in scripts.items() if path}
+        assert {lau.interpretation_path for lau in standin.values()} == {"fast"}
+        for kind, lau in standin.items():
+            np.testing.assert_array_equal(rise_maps(lau, image), fast[kind], err_msg=kind)
     with monkeypatch.context() as m:
         m.setattr(interpreters, "FAST_PATH", False)
         m.setattr(predictions, "_fast_scores", lambda *args: None)
@@ -345,3 +353,166 @@ def test_a_label_only_batch_carries_its_scores_read_once(known_models, scripts, 
     monkeypatch.setattr(predictions, "_fast_scores", lambda *args: None)
     np.testing.assert_array_equal(predictions.scores_from_annotations(batch, 4),
                                   predictions.scores_from_annotations(list(batch), 4))
+
+
+# Score rows: which comprehensions, and the same Labels when read ---------------------
+ROWS_HEAD = "from datumaro.components.annotation import Label as L\nimport numpy as np\n"
+
+
+@pytest.mark.parametrize("body, rewritten", [
+    ("def f(o):\n    return [L(i, attributes={'score': p}) for i, p in enumerate(o)]\n", 1),
+    ("def f(o):\n    return [L(i, attributes={'score': float(p)}) for i, p in enumerate(o)]\n", 1),
+    ("def f(out):\n    r = []\n    for o in out:\n"
+     "        r.append([L(i, attributes={'score': p}) for i, p in enumerate(o)])\n    return r\n", 1),
+    ("def f(out):\n    return [[L(i, attributes={'score': p}) for i, p in enumerate(o)] for o in out]\n",
+     1),
+    # the list is read in the script: the comprehension stays
+    ("def f(out):\n    r = []\n    for o in out:\n"
+     "        r.append([L(i, attributes={'score': p}) for i, p in enumerate(o)])\n"
+     "    r[0].reverse()\n    return r\n", 0),
+    ("def f(o):\n    x = [L(i, attributes={'score': p}) for i, p in enumerate(o)]\n    return x\n", 0),
+    ("def f(o):\n    return [L(i, attributes={'score': p, 'k': 1}) for i, p in enumerate(o)]\n", 0),
+    ("def f(o):\n    return [L(i, attributes={'score': 2 * p}) for i, p in enumerate(o)]\n", 0),
+    ("def f(o):\n    return [L(i, attributes={'score': p}) for i, p in enumerate(o) if p > 0]\n", 0),
+    ("def f(o):\n    return [L(p, attributes={'score': i}) for i, p in enumerate(o)]\n", 0),
+])
+def test_score_rows_rewrite_only_the_documented_comprehension(body, rewritten):
+    import ast
+
+    tree = ast.parse(ROWS_HEAD + body)
+    assert score_rows.rewrite(tree, score_rows.label_names(tree)) == rewritten
+    namespace = {score_rows.HELPER: score_rows.score_labels}
+    exec(compile(tree, "<script>", "exec"), namespace)
+    reference = {}
+    exec(compile(ROWS_HEAD + body, "<script>", "exec"), reference)
+    namespace["L"] = reference["L"] = standins.Label  # as the fast path binds it
+    arg = np.float32([0.25, -1.0, 3.0]) if "out" not in body else np.float32([[0.25, -1.0], [2, 1]])
+    got, want = namespace["f"](arg), reference["f"](arg)
+    assert got == want and repr(got) == repr(want)
+    if "out" in body:
+        assert all(type(a) is score_rows.ScoreLabels for a in got) == bool(rewritten)
+
+
+def test_score_labels_are_the_list_they_stand_for():
+    import copy
+    import pickle
+
+    probs = np.float64([0.5, 0.25, 0.25])
+    want = [standins.Label(i, attributes={"score": p}) for i, p in enumerate(probs)]
+    make = lambda: score_rows.score_labels(probs, standins.Label)  # noqa: E731
+    rows = make()
+    assert type(rows) is score_rows.ScoreLabels and rows.pending
+    probs[0] = 9.0  # the script reusing its buffer changes nothing already returned
+    assert rows == want and not rows.pending and rows[0].attributes["score"] == 0.5
+    probs[0] = 0.5
+    assert [1] + make() == [1] + want and make() + [1] == want + [1]
+    assert list(make()) == want and len(make()) == 3 and make()[-1] == want[-1]
+    assert type(pickle.loads(pickle.dumps(make()))) is list and copy.deepcopy(make()) == want
+    assert make() == make() and not make() != make() and want[1] in make()
+    # not a 1-D float array, or not the stand-in: the comprehension itself
+    assert type(score_rows.score_labels([0.5, 0.5], standins.Label)) is list
+    assert type(score_rows.score_labels(np.int64([1, 2]), standins.Label)) is list
+    assert type(score_rows.score_labels(probs, dm.Label)) is list
+    assert type(score_rows.score_labels(probs, standins.Label, lambda x: x)) is list
+
+
+def test_score_rows_read_as_the_labels_are_read(monkeypatch):
+    """Negative scores count 0, rows may be short; NaN or too many classes: the
+    Labels are built and the usual checks word the error."""
+    rows = [score_rows.score_labels(np.float32([0.5, -0.0, -2.0]), standins.Label),
+            score_rows.score_labels(np.float16([0.1]), standins.Label, float)]
+    got = predictions.label_scores(rows, 4)
+    assert all(r.pending for r in rows)
+    monkeypatch.setattr(predictions, "_pending_rows", lambda *args: None)
+    built = [list(r) for r in rows]
+    fast = np.concatenate([predictions._fast_scores([row], 4) for row in built])
+    np.testing.assert_array_equal(got.view(np.int32), fast.view(np.int32))  # bit for bit
+    np.testing.assert_array_equal(got, predictions.scores_from_annotations(built, 4))
+    monkeypatch.undo()
+    bad = [score_rows.score_labels(np.float32([0.5, np.nan]), standins.Label)]
+    assert predictions.label_scores(bad, 4) is None and not bad[0].pending
+    wide = [score_rows.score_labels(np.float32([0.5] * 5), standins.Label)]
+    assert predictions.label_scores(wide, 4) is None
+    with pytest.raises(Exception, match="outside the model's 4 categories"):
+        predictions.scores_from_annotations(wide, 4)
+
+
+NAN_DOC_0X = """
+    import numpy as np
+    from datumaro.components.extractor import *
+
+    def process_outputs(inputs, outputs):
+        results = []
+        for output in outputs:
+            probs = np.where(output == output.max(), np.nan, output)
+            results.append([Label(i, attributes={"score": p}) for i, p in enumerate(probs)])
+        return results
+"""
+
+
+def test_a_nan_score_row_fails_as_on_the_exact_path(tmp_path, known_models, monkeypatch):
+    from explain_plugin.errors import CliError
+
+    script = write(tmp_path, "nan.py", NAN_DOC_0X)
+    messages = []
+    for fast in (True, False):
+        monkeypatch.setattr(interpreters, "FAST_PATH", fast)
+        lau = launcher(known_models["classifier"], script)
+        assert lau.interpretation_path == ("rows" if fast else "exact")
+        with pytest.raises(CliError) as err:
+            rise_maps(lau, quadrant_image())
+        messages.append(str(err.value))
+    assert messages[0] == messages[1] and "NaN score" in messages[0]
+
+
+def test_cropping_launcher_blends_only_its_window_with_the_same_maps(known_models, monkeypatch):
+    """--rescale crop, no script: the engine blends just the part of each masked view
+    the model sees, as the model's NCHW input; the maps are those of blending the
+    whole view as HWC images."""
+    xml = known_models["classifier"]
+    lau = OpenVinoLauncher(description=str(xml), weights=str(xml.with_suffix(".bin")), rescale="crop")
+    image = cv2.resize(quadrant_image(), (192, 96), interpolation=cv2.INTER_NEAREST)
+    from explain_plugin.methods.view import view_of
+
+    view_hw = view_of(lau, image).hw
+    rows, cols = lau.model_window(view_hw)
+    assert view_hw == (48, 96) and (rows.start, rows.stop, cols.start, cols.stop) == (0, 48, 16, 80)
+    sent = []
+    submit = lau.submit
+    monkeypatch.setattr(lau, "submit", lambda images: sent.append(images.shape) or submit(images))
+    windowed = rise_maps(lau, image)
+    assert {shape[1:] for shape in sent} == {(3, 48, 64)}  # the NCHW model's input itself
+    monkeypatch.setattr(lau, "model_window", lambda hw: None)
+    sent.clear()
+    whole = rise_maps(lau, image)
+    assert {shape[1:] for shape in sent} == {(48, 96, 3)}
+    np.testing.assert_array_equal(windowed, whole)
+    assert windowed.shape[0] == 4 and np.ptp(windowed[1]) > 0
+    # a script sees the images: it gets whole views
+    assert OpenVinoLauncher(description=str(xml), weights=str(xml.with_suffix(".bin")),
+                            interpreter=str(known_models["classifier_0x"]),
+                            rescale="crop").model_window(view_hw) is None
+
+
+def test_blocked_accumulation_and_chunked_noise_match_step_by_step(monkeypatch):
+    """128 masks per matrix product and the noise in chunks of targets: the maps and
+    the noise of summing every step at once, up to float32 summation order."""
+    from explain_plugin.methods.rise import accumulator
+    from explain_plugin.methods.rise.masks import MaskGenerator
+
+    gen, rng = MaskGenerator(5, 5, 0.5, seed=3), np.random.default_rng(3)
+    steps = [(rng.random((70, 8), dtype=np.float32), gen.next(8, 20, 20).reshape(8, -1))
+             for _ in range(45)]  # 360 masks: two closed blocks per half and an open one
+
+    def run(block: int, rows: int):
+        monkeypatch.setattr(accumulator, "BLOCK", block)
+        monkeypatch.setattr(accumulator, "NOISE_ROWS", rows)
+        acc = accumulator.SaliencyAccumulator(70, 20, 20, 0.5, density=True)
+        for weights, masks in steps:
+            acc.add(weights, masks)
+        return acc.raw(), acc.noise(), acc.used
+
+    blocked, stepwise = run(128, 7), run(1, 1000)
+    assert blocked[2] == stepwise[2] == 360
+    np.testing.assert_allclose(blocked[0], stepwise[0], rtol=1e-5)
+    assert blocked[1] == pytest.approx(stepwise[1], rel=1e-4) and blocked[1] > 0

@@ -17,7 +17,8 @@ every failure becomes a one-line ``CliError`` naming the script and function.
 Interpretation paths (``Interpreter.path``): a script whose source uses the
 Datumaro ``Label``/``Bbox`` it imported only by calling them gets them as
 ``standins`` while it runs (``"fast"``: same constructor and fields, no attrs
-validators); a script that subclasses, compares types with, rebinds or
+validators; ``"rows"`` when, in addition, its one-Label-per-class comprehensions
+are read as score rows: ``score_rows``); a script that subclasses, compares types with, rebinds or
 otherwise inspects them keeps Datumaro's own classes (``"exact"``, with
 ``path_reason`` saying why). Either way it returns the same annotations.
 """
@@ -39,7 +40,7 @@ from datumaro.components.media import Image
 
 from explain_plugin.errors import CliError
 
-from . import standins
+from . import score_rows, standins
 from .compat import IModelInterpreter, compat_imports, patch_namespace
 
 __all__ = [
@@ -57,7 +58,7 @@ class Interpreter:
     """Common side of both interpreter protocols."""
 
     kind: str
-    path_taken: str = "exact"  # "fast" (stand-in annotations), "exact" or "builtin"
+    path_taken: str = "exact"  # "rows", "fast" (stand-in annotations), "exact" or "builtin"
     path_reason: str = ""
 
     def __init__(self, path: Path, obj: Any):
@@ -105,6 +106,8 @@ class Interpreter:
     def check_item(self, anns: Any, func: str) -> list[Annotation]:
         """One image's result must be a list of annotations."""
         if type(anns) is list and set(map(type, anns)) <= _KNOWN_TYPES:
+            return anns
+        if type(anns) is score_rows.ScoreLabels:  # Labels by construction
             return anns
         if not isinstance(anns, (list, tuple)) or not all(isinstance(a, Annotation) for a in anns):
             got = type(anns).__name__
@@ -293,7 +296,29 @@ def _use_standins(module, path: Path) -> tuple[str, str]:
         return "exact", reason
     for name, value in bound.items():
         namespace[name] = standins.STANDINS[value]
-    return "fast", f"{', '.join(sorted(bound))} built as lightweight stand-ins"
+    reason = f"{', '.join(sorted(bound))} built as lightweight stand-ins"
+    rows = getattr(module, "__explain_rows__", 0)
+    if rows and any(standins.STANDINS[v] is standins.Label for v in bound.values()):
+        return "rows", (f"{reason}; {rows} one-Label-per-class list(s) read as score rows "
+                        "(the Labels are built only when read)")
+    return "fast", reason
+
+
+def _rows_code(path: Path, module) -> Any:
+    """The script compiled with its documented one-Label-per-class comprehensions as
+    ``score_rows`` calls (None when it has none, or cannot be read or parsed: then
+    it loads as usual and any error is reported from there)."""
+    try:
+        source = path.read_text(encoding="utf-8")
+        tree = ast.parse(source, str(path))
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
+        return None
+    count = score_rows.rewrite(tree, score_rows.label_names(tree))
+    if not count:
+        return None
+    module.__explain_rows__ = count
+    vars(module)[score_rows.HELPER] = score_rows.score_labels
+    return compile(tree, str(path), "exec")
 
 
 def _load_module(path: Path):
@@ -303,9 +328,13 @@ def _load_module(path: Path):
         raise CliError(f"{path.name}: cannot load the interpreter script (not a Python file?)")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses and pickling in scripts look their module up
+    code = _rows_code(path, module) if FAST_PATH else None
     try:
         with compat_imports():
-            spec.loader.exec_module(module)
+            if code is None:
+                spec.loader.exec_module(module)
+            else:
+                exec(code, vars(module))
     except SyntaxError as exc:
         raise CliError(f"{path.name}: syntax error on line {exc.lineno}: {exc.msg}") from exc
     except Exception as exc:
@@ -384,10 +413,11 @@ class _ClassScores:
             x /= x.sum(axis=1, keepdims=True)
         # One Label per image (the top class) carrying every class's score: building
         # C Label objects per image would cost more than the inference itself.
+        if self.fast:  # built when read; read as scores straight from x
+            return [score_rows.ScoreLabels(row, standins.Label, top=True) for row in x]
         top = x.argmax(axis=1)
-        make = standins.Label if self.fast else Label
-        return [[make(int(c), attributes={"score": float(row[c]),
-                                          "scores": row.astype(np.float32).tolist()})]
+        return [[Label(int(c), attributes={"score": float(row[c]),
+                                           "scores": row.astype(np.float32).tolist()})]
                 for c, row in zip(top, x)]
 
 

@@ -17,6 +17,7 @@ from datumaro.components.annotation import Annotation, Bbox, Label
 from explain_plugin.errors import CliError
 
 from . import standins
+from .score_rows import ScoreLabels
 
 __all__ = ["Detections", "Predictions", "scores_from_annotations", "detections_from_annotations",
            "check_finite_annotations", "label_scores"]
@@ -86,6 +87,7 @@ def _score(ann: Annotation, source: str) -> float:
         ) from None
 
 
+_LISTS = (list, tuple, ScoreLabels)
 _LABEL_TYPES = {Label, standins.Label}
 _BBOX_TYPES = {Bbox, standins.Bbox}
 # Score types that float() reads exactly as numpy reads them (one type per batch
@@ -101,7 +103,14 @@ _has_scores = methodcaller("__contains__", "scores")
 def label_scores(batch_anns: Sequence[Sequence[Annotation]], num_classes: int) -> np.ndarray | None:
     """[B,C] scores of a batch of Labels that carry nothing but a finite numeric
     ``score`` and a label in range (so nothing to check further); None otherwise."""
-    if not all(type(anns) in (list, tuple) for anns in batch_anns):
+    if any(type(anns) is ScoreLabels for anns in batch_anns):
+        rows = _pending_rows(batch_anns, num_classes)
+        if rows is not None:
+            return rows
+        for anns in batch_anns:  # something to look at closer: the Labels themselves
+            if type(anns) is ScoreLabels:
+                anns.build()
+    if not all(type(anns) in _LISTS for anns in batch_anns):
         return None
     if sum(map(len, map(_attributes_of, chain.from_iterable(batch_anns)))) != \
             sum(map(len, batch_anns)):
@@ -109,10 +118,28 @@ def label_scores(batch_anns: Sequence[Sequence[Annotation]], num_classes: int) -
     return _fast_scores(batch_anns, num_classes)
 
 
+def _pending_rows(batch_anns: Sequence[Sequence[Annotation]], num_classes: int) -> np.ndarray | None:
+    """[B,C] scores of a batch of unbuilt ``ScoreLabels`` (what ``_fast_scores`` reads
+    from the Labels they stand for: label i scores max(p_i, 0)); None unless every
+    row is one, with finite values and no more than C of them."""
+    if not all(type(anns) is ScoreLabels and anns.pending for anns in batch_anns):
+        return None
+    values = [anns.values for anns in batch_anns]
+    if any(len(v) > num_classes or (anns.top and len(v) != num_classes)
+           for v, anns in zip(values, batch_anns)):
+        return None
+    scores = np.zeros((len(values), num_classes), np.float32)
+    for row, v in zip(scores, values):
+        row[:len(v)] = v  # float16/32/64 -> float32, as the Labels' scores are read
+    if not np.isfinite(scores).all():
+        return None
+    return np.maximum(np.float32(0), scores, out=scores)  # as _fast_scores's maximum.at
+
+
 def _fast_scores(batch_anns: Sequence[Sequence[Annotation]], num_classes: int) -> np.ndarray | None:
     """[B,C] scores when every annotation is a Label with a numeric ``score``, a
     label in range and no ``scores`` vector; None otherwise (the loop decides)."""
-    if not all(type(anns) in (list, tuple) for anns in batch_anns):
+    if not all(type(anns) in _LISTS for anns in batch_anns):
         return None
     flat = list(chain.from_iterable(batch_anns))
     n = len(flat)

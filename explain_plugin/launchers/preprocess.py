@@ -168,7 +168,7 @@ def map_script_annotations(anns: list[Annotation], g: Geometry) -> list[Annotati
     Bbox, Points, Polygon and PolyLine are mapped; other annotations (labels,
     masks...) are returned as they are.
     """
-    if g.is_warp or set(map(type, anns)) <= _NOT_SHAPES:
+    if g.is_warp or getattr(anns, "pending", False) or set(map(type, anns)) <= _NOT_SHAPES:
         return anns
     mapped = []
     for ann in anns:

@@ -61,6 +61,23 @@ class Evaluator:
         self.padding = 0
         self.batch = max(1, int(getattr(launcher, "batch_size", 1) or 1))
         self.requests = max(1, int(getattr(launcher, "requests", 1) or 1))
+        # Only this window of a masked view reaches the model (the launcher crops the
+        # rest away): blend just that, at the model's input size ...
+        window = getattr(launcher, "model_window", None)
+        self.window = window(view.hw) if window else None
+        # ... and as the model's input itself when it is NCHW (contiguous planes)
+        self.channels_first = self.window is not None and \
+            getattr(launcher, "window_layout", "NHWC") == "NCHW" and view.pixels.shape[2] == 3
+        self._windowed: dict[int, tuple[Occlusion, Occlusion]] = {}
+
+    def blender(self, occlusion: Occlusion) -> Occlusion:
+        """``occlusion`` restricted to the model window (itself without one)."""
+        if self.window is None:
+            return occlusion
+        cached = self._windowed.get(id(occlusion))
+        if cached is None or cached[0] is not occlusion:
+            cached = self._windowed[id(occlusion)] = (occlusion, occlusion.window(*self.window))
+        return cached[1]
 
     @property
     def evaluations(self) -> int:
@@ -232,10 +249,17 @@ class _Session:
                 entry[1] = stop
         self.queued -= rows
         vh, vw = ev.view.hw
-        images = np.empty((rows, vh, vw, ev.view.pixels.shape[2]), np.float32)
+        channels = ev.view.pixels.shape[2]
+        cut = (slice(None),) if ev.window is None else (slice(None), *ev.window)
+        if ev.window is not None:
+            vh, vw = (s.stop - s.start for s in ev.window)
+        first = ev.channels_first
+        images = np.empty((rows, channels, vh, vw) if first else (rows, vh, vw, channels), np.float32)
         at = 0
         for request, start, stop in pieces:
-            request.client.occlusion(request.masks[start:stop], out=images[at:at + stop - start])
+            ev.blender(request.client.occlusion)(request.masks[start:stop][cut],
+                                                 out=images[at:at + stop - start],
+                                                 channels_first=first)
             at += stop - start
             if stop == request.size:
                 request.masks = None  # blended: the masks are no longer needed

@@ -17,8 +17,9 @@ FLAT_RTOL = 1e-4
 def flat_maps(maps: np.ndarray, rtol: float = FLAT_RTOL) -> np.ndarray:
     """bool [T]: maps whose range is below ``rtol`` x their largest magnitude
     (or exactly constant)."""
-    flat = maps.reshape(maps.shape[0], -1).astype(np.float64)
-    lo, hi = flat.min(axis=1), flat.max(axis=1)
+    flat = maps.reshape(maps.shape[0], -1)
+    # min and max are exact in any dtype: only the [T] results need float64
+    lo, hi = flat.min(axis=1).astype(np.float64), flat.max(axis=1).astype(np.float64)
     scale = np.maximum(np.abs(lo), np.abs(hi))
     return (hi - lo) <= rtol * scale
 
