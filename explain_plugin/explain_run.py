@@ -1,7 +1,8 @@
 """One ``datum explain`` run: project -> model -> launcher -> method -> writer.
 
-Each finished item is recorded in ``run.json`` at once, so an interrupted run
-started again with the same command resumes at the first unfinished item.
+A dataset target (the project, a source, ``PATH:FORMAT``) goes to ``dataset_run``;
+a single image (``-t image.png``) is explained here into loose files and ``run.json``,
+which a rerun of the same command finds done.
 """
 from __future__ import annotations
 
@@ -19,11 +20,10 @@ from explain_plugin.errors import CliError
 
 def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir: str,
                 model_name: str, target_option: str | None, target: str | None,
-                output_dir: str | None, overwrite: bool) -> Path:
+                output_dir: str | None, overwrite: bool, subsets=(), filter_expr=None,
+                ids=None, limit=None, run_name=None, quiet=False) -> Path:
     from explain_plugin.api import item_info, run_method
-    from explain_plugin.methods.base import NothingToExplain
     from explain_plugin.models import load_launcher
-    from explain_plugin.names import item_relpath
     from explain_plugin.project import Project
     from explain_plugin.targets import item_image, load_target
     from explain_plugin.writers.images import ImageWriter, map_info
@@ -35,11 +35,19 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
     project = Project.open(project_dir)
     model_entry = project.model(model_name)
     resolved = load_target(project, target_name)
+    if resolved.image_path is None:
+        from explain_plugin.dataset_run import RunRequest, run_dataset
+        from explain_plugin.selection import Selection, parse_ids
+
+        selection = Selection(tuple(subsets or ()), filter_expr, tuple(parse_ids(ids)), limit)
+        return run_dataset(RunRequest(method_cls, method_params, model_name, target_name,
+                                      selection, run_name, output_dir, overwrite, quiet),
+                           project, resolved.dataset)
 
     identity = {
         "method": method_cls.name,
         "model": {"name": model_name, **model_entry},
-        "target": str(resolved.image_path.resolve()) if resolved.image_path else target_name,
+        "target": str(resolved.image_path.resolve()),
         "parameters": {k: v for k, v in sorted(method_params.items())
                        if k not in method_cls.presentation_options},
     }
@@ -60,7 +68,7 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
         if manifest.done(key):
             skipped += 1
             continue
-        stem = resolved.image_path.stem if resolved.image_path else item_relpath(key)
+        stem = resolved.image_path.stem
         image = item_image(item)
 
         def on_snapshot(snap):
@@ -71,17 +79,9 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
                 display = display or _Display()
                 display.show(image, snap)
 
-        try:
-            with _progress_bar(key) as update:
-                result = run_method(method, launcher, image, progress=update,
-                                    item=item_info(item, resolved.dataset),
-                                    on_snapshot=on_snapshot)
-        except NothingToExplain as e:
-            if resolved.image_path:
-                raise
-            click.echo(f"{key}: {e}", err=True)
-            manifest.record(key, {"files": [], "targets": [], "note": str(e)})
-            continue
+        with _progress_bar(key) as update:
+            result = run_method(method, launcher, image, progress=update,
+                                item=item_info(item, resolved.dataset), on_snapshot=on_snapshot)
         files = result.save(out_dir, stem)
         for note in result.notes:
             click.echo(f"{key}: {note}", err=True)

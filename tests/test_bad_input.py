@@ -293,12 +293,6 @@ def png_that_is_not_an_image(w):
     return explain(w, "-t", path)
 
 
-@case("item 'bad'", "truncated or corrupt")
-def corrupt_image_in_a_source(w):
-    (w.proj / "images" / "bad.png").write_bytes(_encoded(".png")[:300])
-    return explain(w, "images")
-
-
 @case("not 0..1 or 0..255")
 def float_image_out_of_range(w):
     import numpy as np
@@ -518,8 +512,22 @@ def test_item_ids_with_subfolders_stay_inside_the_output_folder(world, datum):
     assert result.code == 0, result
     manifest = json.loads((out / "run.json").read_text())
     assert set(manifest["items"]) == {"train/sub/dir/ok", "train/plain"}
-    assert (out / "train" / "sub" / "dir" / "ok-heatmap-0.png").is_file()
-    assert (out / "train" / "plain-heatmap-0.png").is_file()
+    files = [f for entry in manifest["items"].values() for f in entry["files"]]
+    assert any(f.startswith("heatmaps/train/sub/dir/ok/") for f in files), files
+    for f in files:
+        assert (out / f).is_file() and (out / f).resolve().is_relative_to(out.resolve()), f
+
+
+def test_a_corrupt_image_in_a_source_stops_nothing_else_and_exits_1(world, datum):
+    (world.proj / "images" / "bad.png").write_bytes(_encoded(".png")[:300])
+    outside = {p: h for p, h in world.snapshot().items() if not p.startswith("proj")}
+    result = datum(*explain(world, "images"))
+    assert result.code == 1 and "Traceback" not in result.err, result
+    line = result.err.splitlines()[-1]
+    assert line.startswith("Error: 1 item(s) not explained: ") and "bad.png" in line, line
+    assert "truncated or corrupt" in line and "rerun the same command" in line, line
+    assert {p: h for p, h in world.snapshot().items() if not p.startswith("proj")} == outside
+    assert "Explained " in result.out  # the readable items are saved
 
 
 def test_item_relpath_never_leaves_the_folder(tmp_path):

@@ -66,13 +66,13 @@ def test_a_nan_box_in_a_dataset_run_leaves_earlier_items_whole_and_none_of_its_o
     result = datum("explain", "-p", world.proj, "-m", "det", "-o", out, "images",
                    "rise", "-s", "16", "-b", "1")
     assert result.code == 1 and "NaN Bbox coordinate" in result.err, result
-    files = sorted(p.name for p in out.rglob("*") if p.is_file())
-    assert not [f for f in files if f.startswith("c") or f.endswith(".tmp")], files
-    manifest = json.loads((out / "run.json").read_text())
-    done = sorted(manifest["items"])
-    assert done and "c" not in done, done  # the items before c, in dataset order
-    assert not [f for f in files if f[0] not in done and f != "run.json"], files
-    for key in done:
-        listed = manifest["items"][key]["files"]
-        assert len(listed) == 6  # 2 boxes x (heatmap, npy, overlay)
-        assert sorted(listed) == [f for f in files if f.startswith(key)]
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert not [f for f in files if f.endswith(".tmp")], files
+    # Finished items are the shards (items/*.json); each lists its files, all there.
+    shards = [json.loads(p.read_text()) for p in sorted(out.glob("items/*.json"))]
+    done = sorted(shard["id"] for shard in shards)
+    assert done and "c" not in done, (done, result)  # items in progress finish; c is not saved
+    listed = {f for shard in shards for f in shard["record"]["files"]}
+    assert all(len(shard["record"]["files"]) == 4 for shard in shards)  # 2 boxes x (npy, png)
+    assert listed == {f for f in files if f.startswith(("heatmaps/", "images/"))}, files
+    assert json.loads((out / "run.json").read_text())["status"] == "running"

@@ -293,14 +293,14 @@ def test_explain_and_model_run_through_the_cli(tmp_path, datum, models):
     out = tmp_path / "run"
     result = datum("explain", "-p", root, "-m", "rex", "-o", out, "rise", "-s", "200")
     assert result.code == 0, result
-    sal = np.load(next(out.glob("*top_right*.npy")))
+    sal = np.load(next(out.rglob("*top_right*.npy"))).astype(np.float32)
     assert sal.shape == (72, 96)
     assert sal[:36, 48:].mean() > 2 * sal[36:, :].mean()
 
     out = tmp_path / "rex"
     result = datum("explain", "-p", root, "-m", "rex", "-o", out, "rex", "--iters", "3")
     assert result.code == 0, result
-    resp = np.load(next(out.glob("*top_right*.npy")))
+    resp = np.load(next(out.rglob("*top_right-responsibility.npy")))
     assert resp.shape == (72, 96) and resp[:36, 48:].mean() > 2 * resp[36:, :].mean()
 
     preds = tmp_path / "preds"

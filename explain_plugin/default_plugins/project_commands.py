@@ -107,6 +107,10 @@ def info(project_dir: str, no_count: bool, revision: str) -> None:
         lines.append(f"    launcher: {model.get('launcher')}")
         for key, value in (model.get("options") or {}).items():
             lines.append(f"    {key}: {value}")
+    from explain_plugin.store.registry import list_runs
+
+    runs = list_runs(project)
+    lines += ["Explanation runs:", *runs] if runs else ["Explanation runs: none"]
     click.echo("\n".join(lines))
 
 

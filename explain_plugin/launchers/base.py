@@ -23,6 +23,9 @@ class Launcher(ABC):
     """
 
     NAME: ClassVar[str]
+    # Whether two threads may ``submit``/``predict`` at once (a dataset run then keeps
+    # two items in flight on one model). Off unless a launcher says so.
+    concurrent_submits: ClassVar[bool] = False
 
     @classmethod
     @abstractmethod

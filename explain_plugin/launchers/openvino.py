@@ -112,6 +112,7 @@ class OpenVinoLauncher(Launcher):
     """OpenVINO model + interpreter script (Datumaro 0.x, 1.0-1.3, 1.4, 1.5-1.11)."""
 
     NAME = "openvino"
+    concurrent_submits = True  # requests are handed out under ``_submit_lock``
 
     @classmethod
     def build_cmdline_parser(cls, **kwargs: Any) -> argparse.ArgumentParser:
@@ -277,6 +278,8 @@ class OpenVinoLauncher(Launcher):
         self._requests = max(1, int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         self._queue = ov.AsyncInferQueue(self._compiled, self._requests)
         self._queue.set_callback(self._on_done)
+        # AsyncInferQueue hands the same idle request to two threads that ask at once.
+        self._submit_lock = threading.Lock()
         self._output_names = [self._name(o) for o in self._compiled.outputs]
         self._input_dtypes = {self._name(i): i.get_element_type().to_dtype() for i in self._compiled.inputs}
 
@@ -501,6 +504,11 @@ class OpenVinoLauncher(Launcher):
             inputs, ctx = self._prepare_batch(images, stacked)
         n, b = len(images), self._batch
         job = _Job(n, -(-n // b))
+        with self._submit_lock:
+            self._start(job, inputs, n, b)
+        return job, ctx
+
+    def _start(self, job: "_Job", inputs: dict, n: int, b: int) -> None:
         for index, start in enumerate(range(0, n, b)):
             chunk = {}
             for name, array in inputs.items():
@@ -510,7 +518,6 @@ class OpenVinoLauncher(Launcher):
                 chunk[name] = part
             job.keep_alive.append(chunk)
             self._queue.start_async(chunk, userdata=(job, index), share_inputs=True)
-        return job, ctx
 
     def _prepare_batch(self, images: list[np.ndarray], stacked: np.ndarray | None = None
                        ) -> tuple[dict, Any]:

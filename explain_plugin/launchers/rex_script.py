@@ -69,6 +69,7 @@ class RexScriptLauncher(Launcher):
     """A ReX script: ``preprocess``, ``prediction_function`` and ``model_shape``."""
 
     NAME = "rex-script"
+    concurrent_submits = True  # every call goes through one worker thread
 
     @classmethod
     def build_cmdline_parser(cls, **kwargs: Any) -> argparse.ArgumentParser:

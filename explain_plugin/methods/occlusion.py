@@ -52,12 +52,18 @@ class Occlusion:
 
     def __call__(self, masks: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """float32 [K, h, w, C] images for masks [K, h, w] (written into ``out`` if given)."""
+        import cv2
+
         if masks.dtype != np.float32:
             masks = masks.astype(np.float32)
         if out is None:
             out = np.empty((*masks.shape, len(self.planes)), dtype=np.float32)
-        for c, plane in enumerate(self.planes):
-            np.multiply(masks, plane, out=out[..., c])
+        if len(self.planes) > 4:  # beyond what cv2.merge interleaves in one call
+            for c, plane in enumerate(self.planes):
+                np.multiply(masks, plane, out=out[..., c])
+        else:  # contiguous products, interleaved by OpenCV: ~2x numpy's strided writes
+            for k, mask in enumerate(masks):
+                cv2.merge([cv2.multiply(mask, plane) for plane in self.planes], dst=out[k])
         if self.base is not None:
             out += self.base
         return out

@@ -5,7 +5,7 @@ import json
 import platform
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from explain_plugin.atomic import atomic_write_text
 from explain_plugin.errors import CliError
@@ -26,14 +26,39 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+class RunFolder:
+    """A run folder this process holds: its lock (a second run refuses, naming this
+    one's pid), stale temp files removed, and the "N of M items done" a Ctrl-C reports.
+
+    ``done_count`` says how many items are finished, however the run records them.
+    """
+
+    def __init__(self, out_dir: Path, total: int | None, done_count: Callable[[], int]):
+        self.total, self.done_count = total, done_count
+        self._lock: RunLock | None = RunLock(Path(out_dir)).__enter__()
+        _ACTIVE.append(self)
+        try:
+            self._lock.remove_stale_temps()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the folder (idempotent); a folder left empty by a failed run goes."""
+        if self._lock is not None:
+            self._lock.__exit__(None, None, None)
+            self._lock = None
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
+
+
 class RunManifest:
     """The manifest of one run; ``identity`` must match for a run to resume."""
 
     def __init__(self, out_dir: Path, identity: dict[str, Any]):
         self.path = Path(out_dir) / MANIFEST
         self.identity = identity
-        self.total: int | None = None
-        self._lock: RunLock | None = None
+        self.folder: RunFolder | None = None
         self.data: dict[str, Any] = {
             **identity, "status": "running", "created": _now(), "items": {},
             "versions": package_versions(), "times": {},
@@ -49,11 +74,8 @@ class RunManifest:
         there are removed first.
         """
         manifest = cls(out_dir, identity)
-        manifest.total = total
-        manifest._lock = RunLock(Path(out_dir)).__enter__()
-        _ACTIVE.append(manifest)
+        manifest.folder = RunFolder(out_dir, total, manifest.done_count)
         try:
-            manifest._lock.remove_stale_temps()
             manifest._load_previous(out_dir, identity, restart)
         except BaseException:
             manifest.close()
@@ -83,12 +105,8 @@ class RunManifest:
                    if isinstance(entry, dict) and entry.get("status") == "done")
 
     def close(self) -> None:
-        """Release the folder (idempotent); a folder left empty by a failed run goes."""
-        if self._lock is not None:
-            self._lock.__exit__(None, None, None)
-            self._lock = None
-        if self in _ACTIVE:
-            _ACTIVE.remove(self)
+        if self.folder is not None:
+            self.folder.close()
 
     def done(self, item_key: str) -> bool:
         return self.data["items"].get(item_key, {}).get("status") == "done"
@@ -108,23 +126,23 @@ class RunManifest:
         atomic_write_text(self.path, json.dumps(self.data, indent=2, default=_jsonable) + "\n")
 
 
-_ACTIVE: list[RunManifest] = []  # manifests holding their folder's lock, in this process
+_ACTIVE: list[RunFolder] = []  # run folders this process holds the lock of
 
 
 def interrupted_message() -> str | None:
     """What a Ctrl-C during a run tells the user: how far it got, and how to go on."""
     if not _ACTIVE:
         return None
-    manifest = _ACTIVE[-1]
-    total = manifest.total if manifest.total is not None else "?"
-    return (f"interrupted: {manifest.done_count()} of {total} items done; "
+    folder = _ACTIVE[-1]
+    total = folder.total if folder.total is not None else "?"
+    return (f"interrupted: {folder.done_count()} of {total} items done; "
             "rerun the same command to resume")
 
 
 def close_all() -> None:
     """Release every run folder this process still holds (after an error or Ctrl-C)."""
-    for manifest in list(_ACTIVE):
-        manifest.close()
+    for folder in list(_ACTIVE):
+        folder.close()
 
 
 def _jsonable(value: Any) -> Any:
