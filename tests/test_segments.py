@@ -153,3 +153,16 @@ def test_refinement_is_counted_in_the_budget(classifier):
     assert snap.evaluations["segments"] <= 400 and snap.masks_used == snap.evaluations["segments"]
     none = run(classifier, image, max_samples=400, refine=0.0, targets="all", seed=3)
     assert none.evaluations["segments"] == 400
+
+
+@pytest.mark.parametrize("method", [["rise", "-s", "100"], ["rex", "--iters", "3"],
+                                    ["segments", "-s", "200"]])
+def test_every_method_records_its_quality_in_run_json(datum, project, tmp_path, method):
+    image = project / "images" / "top_right.png"
+    out = tmp_path / "q"
+    result = datum("explain", "-p", project, "-m", "classifier", "-o", out, "-t", image, *method)
+    assert result.code == 0, result
+    item = json.loads((out / "run.json").read_text())["items"]["top_right"]
+    metrics = item["targets"][0]["metrics"]
+    assert 0 <= metrics["deletion_auc"] < metrics["insertion_auc"] <= 1, metrics
+    assert metrics["steps"] == 20 and item["evaluations"]["metrics"] >= 42
