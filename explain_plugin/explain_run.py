@@ -21,7 +21,8 @@ from explain_plugin.errors import CliError
 def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir: str,
                 model_name: str, target_option: str | None, target: str | None,
                 output_dir: str | None, overwrite: bool, subsets=(), filter_expr=None,
-                ids=None, limit=None, run_name=None, quiet=False) -> Path:
+                ids=None, limit=None, run_name=None, quiet=False, executor=None, address=None,
+                workers=None, cpus_per_worker=None) -> Path:
     from explain_plugin.api import item_info, run_method
     from explain_plugin.models import load_launcher
     from explain_plugin.project import Project
@@ -37,12 +38,18 @@ def run_explain(method_cls: type, method_params: dict[str, Any], *, project_dir:
     resolved = load_target(project, target_name)
     if resolved.image_path is None:
         from explain_plugin.dataset_run import RunRequest, run_dataset
+        from explain_plugin.executors import executor_spec
         from explain_plugin.selection import Selection, parse_ids
 
         selection = Selection(tuple(subsets or ()), filter_expr, tuple(parse_ids(ids)), limit)
+        spec = executor_spec(executor, address, workers, str(project.root.resolve()),
+                             cpus_per_worker)
         return run_dataset(RunRequest(method_cls, method_params, model_name, target_name,
-                                      selection, run_name, output_dir, overwrite, quiet),
+                                      selection, run_name, output_dir, overwrite, quiet,
+                                      executor=spec),
                            project, resolved.dataset)
+    if executor not in (None, "local"):
+        raise CliError("--executor applies to dataset runs; explain a single image without it")
 
     identity = {
         "method": method_cls.name,

@@ -357,11 +357,11 @@ def test_target_spec_and_item_targets():
 def test_progress_bar_is_off_when_quiet_or_not_a_terminal(monkeypatch):
     import sys
 
-    from explain_plugin.dataset_run import _bar
+    from explain_plugin.item_pipeline import progress_bar
 
-    assert _bar(10, 0, quiet=True) is None
+    assert progress_bar(10, 0, quiet=True) is None
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
-    assert _bar(10, 0, quiet=False) is None
+    assert progress_bar(10, 0, quiet=False) is None
 
 
 def test_report_of_10000_items_renders_one_page(tmp_path):

@@ -4,10 +4,12 @@ from __future__ import annotations
 import click
 
 from explain_plugin.cli_args import project_option
+from explain_plugin.executors import executor_options
 from explain_plugin.hookspecs import hookimpl
 
 _VALUE_OPTIONS = {"-m", "--model", "-t", "--target", "-o", "--output-dir", "-p", "--project",
-                  "--subset", "--filter", "--ids", "--limit", "-n", "--name", "--remove"}
+                  "--subset", "--filter", "--ids", "--limit", "-n", "--name", "--remove",
+                  "--executor", "--address", "--workers", "--cpus-per-worker"}
 
 
 class ExplainGroup(click.Group):
@@ -80,6 +82,7 @@ def method_command(method: type) -> click.Command:
 @click.option("-n", "--name", "run_name", default=None,
               help="Dataset runs: the run's name (default: METHOD-MODEL-HASH).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@executor_options
 @click.option("--list", "list_runs", is_flag=True, help="List the project's explanation runs.")
 @click.option("--remove", "remove_run", default=None, metavar="RUN",
               help="Delete an explanation run from the project.")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from explain_plugin.atomic import atomic_open
