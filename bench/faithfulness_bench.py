@@ -7,7 +7,8 @@ samples), same target (the model's top-1 class on the clean image), same occlusi
 
 * ``rise`` (7x7 grid), ``rex`` (iterations 5 / 10 / 20 for budgets 500 / 1000 / 4000:
   ReX sets its own number of evaluations), ``segments`` (this package: multi-scale
-  superpixel sampling, ridge fit per scale), all with ``--max-samples`` = budget;
+  superpixel sampling, ridge fit per scale, then a greedy refinement of the top
+  segments inside the same budget), all with ``--max-samples`` = budget;
 * SHAP's Partition explainer (``shap.maskers.Image(0, shape)``, ``max_evals`` = budget);
 * LIME (``lime_image``, quickshift superpixels as LIME's default, ``hide_color=0``,
   ``num_samples`` = budget).
@@ -33,7 +34,7 @@ SHAP and LIME are not dependencies of the package: install them in a bench venv:
     .benchvenv/bin/python bench/faithfulness_bench.py                  # 8 photos, 3 budgets
     .benchvenv/bin/python bench/faithfulness_bench.py --quick          # 2 photos, 500
     options: --photos chelsea,coffee  --budgets 500,1000  --explainers rise,segments,shap
-             --extra 'segments:prob=0.6,levels=16,48,128'  --skip-known  --json out.json
+             --extra 'segments:refine=0,levels=16;48;128'  --skip-known  --json out.json
 """
 from __future__ import annotations
 

@@ -110,3 +110,59 @@ def test_datumaro_command_line(datum, project, tmp_path, channels):
     manifest = json.loads((out / "run.json").read_text())
     metrics = manifest["items"][f"c{channels}"]["targets"][0]
     assert "deletion_auc" in json.dumps(metrics), metrics
+
+
+class _Answer:
+    def __init__(self, scores):
+        self.scores = scores[:, None]
+
+
+def _drive(producer, weights, big):
+    """Run a refinement producer against an additive 'model': the score is the summed
+    weight of the kept pixels' segments."""
+    masks = next(producer)
+    try:
+        while True:
+            kept = np.array([weights[np.unique(big[m])].sum() if m.any() else 0.0
+                             for m in masks])
+            masks = producer.send(_Answer(kept))
+    except StopIteration as done:
+        return done.value
+
+
+def test_greedy_refinement_reorders_a_wrong_prior():
+    big = np.repeat(np.arange(8), 4).reshape(4, 8)  # 8 segments of 4 pixels
+    weights = np.array([0.0, 5.0, 1.0, 0.5, 9.0, 0.0, 2.0, 0.1])
+    prior = np.array([7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0])  # 4 ranked fifth
+    from explain_plugin.methods.segments import refine
+
+    chosen = _drive(refine.greedy(prior, big, 0, steps=3, candidates=8, add=1), weights, big)
+    assert chosen == [4, 1, 6]
+    # a prior already in the right order is left alone (the check finds no gain)
+    right = weights + 0.01 * np.arange(8)[::-1]
+    assert _drive(refine.greedy(right, big, 0, steps=3, candidates=8, add=1), weights, big) == []
+    raw = np.linspace(0, 1, 32).reshape(4, 8)
+    lifted = refine.lift(raw, big, chosen)
+    top = [lifted[big == k].min() for k in chosen]
+    assert top[0] > top[1] > top[2] > np.delete(lifted, np.isin(big, chosen).ravel()).max()
+
+
+def test_refinement_is_counted_in_the_budget(classifier):
+    image = grey_noise(96, 144)
+    snap = run(classifier, image, max_samples=400, refine=0.5, targets="all", seed=3)
+    assert snap.evaluations["segments"] <= 400 and snap.masks_used == snap.evaluations["segments"]
+    none = run(classifier, image, max_samples=400, refine=0.0, targets="all", seed=3)
+    assert none.evaluations["segments"] == 400
+
+
+@pytest.mark.parametrize("method", [["rise", "-s", "100"], ["rex", "--iters", "3"],
+                                    ["segments", "-s", "200"]])
+def test_every_method_records_its_quality_in_run_json(datum, project, tmp_path, method):
+    image = project / "images" / "top_right.png"
+    out = tmp_path / "q"
+    result = datum("explain", "-p", project, "-m", "classifier", "-o", out, "-t", image, *method)
+    assert result.code == 0, result
+    item = json.loads((out / "run.json").read_text())["items"]["top_right"]
+    metrics = item["targets"][0]["metrics"]
+    assert 0 <= metrics["deletion_auc"] < metrics["insertion_auc"] <= 1, metrics
+    assert metrics["steps"] == 20 and item["evaluations"]["metrics"] >= 42

@@ -8,6 +8,10 @@ contribution (LIME's estimator, without its kernel); the map is the sum over
 levels of each pixel's segment contribution per unit of segment area, so fine
 levels sharpen what coarse levels find. Masks are known ahead (open loop: many
 batches in flight) and made by one gather per batch.
+
+Then ``--refine`` (a share of the same budget) reorders the map's top: a greedy
+search over the finest segments, closed loop, that keeps its order only if it
+beats the map's own on the same evaluations (``refine.py``).
 """
 from __future__ import annotations
 
@@ -86,6 +90,13 @@ class Segments(ExplainMethod):
                 callback=lambda ctx, param, v: (parse_probs(v), v)[1],
                 help="Probability that a segment is kept; several (comma-separated) take "
                      "turns, each with its own fit (e.g. 0.8,0.4: dense and sparse contexts)."),
+            opt(["--refine"], type=click.FloatRange(0, 0.9), default=0.3, show_default=True,
+                help="Share of --max-samples spent on greedy refinement of the map's top "
+                     "segments (finest level); 0: none."),
+            opt(["--refine-candidates"], type=click.IntRange(min=1), default=16,
+                show_default=True, help="Segments tried per refinement step."),
+            opt(["--refine-add"], type=click.IntRange(min=1), default=1, show_default=True,
+                help="Segments taken per refinement step."),
             opt(["--compactness"], type=click.FloatRange(min=0, min_open=True), default=10.0,
                 show_default=True, help="Superpixel shape: higher follows colour less."),
             *detection_options(),
@@ -130,6 +141,14 @@ class Segments(ExplainMethod):
         if not targets:
             raise NothingToExplain("the model found nothing to explain in the image "
                                    "(no detections above --conf): lower --conf or check the model")
+        from explain_plugin.methods.segments import refine
+
+        cands = int(p.get("refine_candidates") or 16)
+        steps, refined = refine.plan(int(round(total * float(p.get("refine") or 0))),
+                                     len(targets), cands)
+        if total - refined < 2 * len(groups):
+            steps, refined = 0, 0
+        sampled = total - refined
         started = time.perf_counter()
         small = [superpixels(view.pixels, n, (mh, mw), float(p.get("compactness") or 10.0))
                  for n in levels]
@@ -144,8 +163,8 @@ class Segments(ExplainMethod):
 
         def masks():
             done = 0
-            while done < total:
-                count = min(step, total - done)
+            while done < sampled:
+                count = min(step, sampled - done)
                 group = (done + np.arange(count)) % len(groups)
                 out = np.empty((count, vh, vw), np.bool_)
                 keep = []
@@ -172,6 +191,17 @@ class Segments(ExplainMethod):
         raw = np.zeros((len(targets), mh, mw), np.float64)
         for coef, (lv, _) in zip(coefs, groups):
             raw += coef[:, small[lv]] * (sizes[lv] / len(groups))  # contribution per unit area
+        if steps:
+            fine = int(np.argmax(sizes))
+            producers = [refine.greedy(refine.segment_means(raw[t], small[fine], sizes[fine]),
+                                       big[fine], t, steps, cands, int(p.get("refine_add") or 1))
+                         for t in range(len(targets))]
+            with threadpool_limits(limits=1, user_api="blas"):
+                chosen = evaluator.run(producers, purpose="segments")
+            raw = np.stack([refine.lift(raw[t], small[fine], c) for t, c in enumerate(chosen)])
+            used = evaluator.counts.get("segments", used)
+            if progress:
+                progress(used, total)
         raw = raw.astype(np.float32)
         snap = Snapshot(normalize_maps(raw), targets, used, final=True, raw=raw,
                         baseline=np.zeros(len(targets), np.float32),
