@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from metrics import Rss  # noqa: E402
+from metrics import Rss, run_worker  # noqa: E402
 
 SIZES = [160, 320, 480, 640, 1024, 1600]  # long side, px
 POOL = 48
@@ -135,12 +134,7 @@ def worker(args) -> None:
 
 
 def spawn(root: Path, n: int, masks: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--worker", "--root", str(root),
-                          "--n", str(n), "--masks", str(masks)],
-                         capture_output=True, text=True, check=False)
-    if out.returncode:
-        raise SystemExit(f"worker failed:\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_worker(__file__, "--root", root, "--n", n, "--masks", masks)
 
 
 def main() -> None:

@@ -113,3 +113,15 @@ def deletion_insertion(
         dels.append(auc(score_fn(list(deleted))))
         inss.append(auc(score_fn(list(inserted))))
     return np.asarray(dels), np.asarray(inss)
+
+
+def run_worker(script: str, *args: object) -> dict:
+    """Run ``script --worker ARGS`` in a fresh process; its last stdout line is JSON."""
+    import json
+    import subprocess
+
+    out = subprocess.run([sys.executable, script, "--worker", *map(str, args)],
+                         capture_output=True, text=True, check=False)
+    if out.returncode:
+        raise SystemExit(f"worker failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from metrics import run_worker  # noqa: E402
 
 CONFIGS = {"local": [], "ray-1": ["--executor", "ray", "--workers", "1"],
            "ray-2": ["--executor", "ray", "--workers", "2"]}
@@ -77,12 +78,7 @@ def worker(args) -> None:
 
 
 def spawn(root: Path, config: str, n: int, masks: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--worker", "--root", str(root),
-                          "--config", config, "--n", str(n), "--masks", str(masks)],
-                         capture_output=True, text=True, check=False)
-    if out.returncode:
-        raise SystemExit(f"worker failed:\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_worker(__file__, "--root", root, "--config", config, "--n", n, "--masks", masks)
 
 
 def main() -> None:

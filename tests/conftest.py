@@ -90,3 +90,15 @@ def grey_noise(h: int, w: int, seed: int = 3) -> np.ndarray:
     """A flat-ish grey image (no quadrant brighter than another)."""
     rng = np.random.default_rng(seed)
     return rng.integers(100, 156, (h, w, 3), dtype=np.uint8)
+
+
+def quads_project(proj: Path, data: Path, known_models: dict) -> Path:
+    """A project at ``proj`` with the Datumaro-format dataset ``data`` as source 'quads'
+    and the known-answer classifier (0.x script) as model 'cls'."""
+    xml = known_models["classifier"]
+    for args in (["project", "create", "-o", proj],
+                 ["project", "import", "-p", proj, "-n", "quads", "-f", "datumaro", data],
+                 ["model", "add", "-p", proj, "-n", "cls", "-l", "openvino", "--", "-d", xml,
+                  "-w", xml.with_suffix(".bin"), "-i", known_models["classifier_0x"]]):
+        assert main([str(a) for a in args]) == 0, args
+    return proj

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from explain_plugin.samples import known_answer
+from conftest import quads_project
 
 LABELS = known_answer.CLASSIFIER_LABELS  # top_left, top_right, bottom_left, bottom_right
 H, W = 96, 128
@@ -51,18 +52,9 @@ def make_dataset(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def base_project(tmp_path_factory, known_models):
-    from explain_plugin.cli import main
-
     root = tmp_path_factory.mktemp("runs")
     data = make_dataset(root / "data")
-    proj = root / "proj"
-    xml = known_models["classifier"]
-    for args in (["project", "create", "-o", proj],
-                 ["project", "import", "-p", proj, "-n", "quads", "-f", "datumaro", data],
-                 ["model", "add", "-p", proj, "-n", "cls", "-l", "openvino", "--", "-d", xml,
-                  "-w", xml.with_suffix(".bin"), "-i", known_models["classifier_0x"]]):
-        assert main([str(a) for a in args]) == 0
-    return proj
+    return quads_project(root / "proj", data, known_models)
 
 
 @pytest.fixture

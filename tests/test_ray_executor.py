@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from explain_plugin.samples import known_answer
+from conftest import quads_project
 
 LABELS = known_answer.CLASSIFIER_LABELS
 H, W = 64, 96
@@ -36,21 +37,13 @@ def base_project(tmp_path_factory, known_models):
     from datumaro.components.dataset_base import DatasetItem
     from datumaro.components.media import Image
 
-    from explain_plugin.cli import main
-
     root = tmp_path_factory.mktemp("ray")
     items = [DatasetItem(id=i, subset="val", annotations=[Label(k)],
                          media=Image.from_numpy(quadrant_image(k))) for i, k in ITEMS.items()]
     Dataset.from_iterable(items, categories={
         AnnotationType.label: LabelCategories.from_iterable(LABELS)}
     ).export(str(root / "data"), "datumaro", save_media=True)
-    proj, xml = root / "proj", known_models["classifier"]
-    for args in (["project", "create", "-o", proj],
-                 ["project", "import", "-p", proj, "-n", "quads", "-f", "datumaro", root / "data"],
-                 ["model", "add", "-p", proj, "-n", "cls", "-l", "openvino", "--", "-d", xml,
-                  "-w", xml.with_suffix(".bin"), "-i", known_models["classifier_0x"]]):
-        assert main([str(a) for a in args]) == 0
-    return proj
+    return quads_project(root / "proj", root / "data", known_models)
 
 
 @pytest.fixture
