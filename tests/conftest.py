@@ -102,3 +102,13 @@ def quads_project(proj: Path, data: Path, known_models: dict) -> Path:
                   "-w", xml.with_suffix(".bin"), "-i", known_models["classifier_0x"]]):
         assert main([str(a) for a in args]) == 0, args
     return proj
+
+
+def lit_quadrant(k: int, h: int, w: int) -> np.ndarray:
+    """A dark h x w BGR image with quadrant k of the known-answer classifier lit."""
+    from explain_plugin.samples import known_answer
+
+    image = np.full((h, w, 3), 60, np.uint8)
+    y0, y1, x0, x1 = known_answer.classifier_regions(h, w)[k]
+    image[y0:y1, x0:x1] = 230
+    return image

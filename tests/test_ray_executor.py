@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from explain_plugin.samples import known_answer
-from conftest import quads_project
+from conftest import lit_quadrant, quads_project
 
 LABELS = known_answer.CLASSIFIER_LABELS
 H, W = 64, 96
@@ -24,10 +24,7 @@ RISE = ["rise", "-s", "120", "--seed", "3"]
 
 
 def quadrant_image(k: int) -> np.ndarray:
-    image = np.full((H, W, 3), 60, np.uint8)
-    y0, y1, x0, x1 = known_answer.classifier_regions(H, W)[k]
-    image[y0:y1, x0:x1] = 230
-    return image
+    return lit_quadrant(k, H, W)
 
 
 @pytest.fixture(scope="module")
