@@ -290,13 +290,14 @@ def _class_scores(launcher, image: np.ndarray, num_classes: int) -> np.ndarray:
     return scores_from_annotations([anns], num_classes)[0]
 
 
-def _put(q: queue.Queue, value, stop: threading.Event | None) -> bool:
+def _put(q: queue.Queue, value, stop: threading.Event) -> bool:
+    """Put ``value``, waiting for room; False when ``stop`` is set first."""
     while True:
         try:
             q.put(value, timeout=0.1)
             return True
         except queue.Full:
-            if stop is not None and stop.is_set():
+            if stop.is_set():
                 return False
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from explain_plugin.errors import CliError
 
@@ -64,18 +64,3 @@ def remove_tree(path: Path, root: Path, what: str) -> None:
     if real == Path(root).resolve():
         raise CliError(f"{what} '{path}' is the folder '{root}' itself: refusing to delete it")
     shutil.rmtree(real)
-
-
-def item_relpath(item_id: str) -> str:
-    """A dataset item id (maybe with '/' for sub-folders) as a relative path that stays
-    inside the output folder: '..' parts, leading '/', backslashes and control
-    characters are replaced; ordinary ids are kept as they are."""
-    parts = []
-    for part in PurePosixPath(str(item_id).replace("\\", "/")).parts:
-        if not part.strip("/"):
-            continue
-        part = re.sub(r"[\x00-\x1f]", "_", part)
-        if part in (".", ".."):
-            part = part.replace(".", "_")
-        parts.append(part)
-    return "/".join(parts) or "_"

@@ -530,12 +530,14 @@ def test_a_corrupt_image_in_a_source_stops_nothing_else_and_exits_1(world, datum
     assert "Explained " in result.out  # the readable items are saved
 
 
-def test_item_relpath_never_leaves_the_folder(tmp_path):
-    from explain_plugin.names import item_relpath
+def test_item_dir_never_leaves_the_folder(tmp_path):
+    from explain_plugin.store.layout import item_dir
 
-    for hostile in ("../../x", "/etc/passwd", "a/../../b", "..", ".", "", "a\\..\\..\\b",
-                    "train/../../../x", "//server/share"):
-        rel = item_relpath(hostile)
-        assert (tmp_path / rel).resolve().is_relative_to(tmp_path.resolve()), (hostile, rel)
-        assert ".." not in rel.split("/"), (hostile, rel)
-    assert item_relpath("train/sub/x") == "train/sub/x"
+    hostile = ("../../x", "/etc/passwd", "a/../../b", "..", ".", "", "a\\..\\..\\b",
+               "train/../../../x", "//server/share", "x/..")
+    rels = [item_dir(h) for h in hostile]
+    for h, rel in zip(hostile, rels):
+        assert (tmp_path / rel).resolve().is_relative_to(tmp_path.resolve()), (h, rel)
+        assert ".." not in rel.split("/") and not rel.startswith("/"), (h, rel)
+    assert len(set(rels)) == len(rels)  # ids made safe never share a folder
+    assert item_dir("train/sub/x") == "train/sub/x"
