@@ -195,3 +195,29 @@ def test_real_launcher_through_the_engine(known_models):
     # keeping only quadrant k leaves class k the top class (its hit), and only that one
     assert (answer.hit == np.eye(4, dtype=bool)).all()
     assert answer.classes.shape == (4, 4) and ev.counts == {"explain": 4}
+
+
+def test_a_closed_loop_producer_joins_an_open_loop_and_shares_its_batches():
+    launcher, ev = make(batch=4, requests=2)
+
+    def bisect(target):
+        lo, hi, levels = 0, 16, 0
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            answer = yield masks_keeping([mid])  # one mask a level: alone, never a full batch
+            assert answer.scores[0, 0] == pytest.approx(mid / 16)
+            lo, hi = (mid, hi) if mid < target else (lo, mid)
+            levels += 1
+        return hi, levels
+
+    loop = ev.imap(((i, masks_keeping([i % 17] * 3)) for i in range(30)), "rise")
+    tags = []
+    for tag, answer in loop:
+        tags.append(tag)
+        if tag == 2:
+            loop.join(bisect(11), "search")
+    assert tags == list(range(30))
+    assert loop.results == [(11, 4)]  # the loop ran until the joined search returned
+    assert ev.counts == {"rise": 90, "search": 4}
+    # the search's single masks rode in the sampling's batches: at most the last is short
+    assert all(s == 4 for s in launcher.sizes[:-1]) and sum(launcher.sizes) == 94

@@ -123,7 +123,7 @@ def _drive(producer, weights, big):
     masks = next(producer)
     try:
         while True:
-            kept = np.array([weights[np.unique(big[m])].sum() if m.any() else 0.0
+            kept = np.array([weights[np.unique(big[m > 0.5])].sum() if m.any() else 0.0
                              for m in masks])
             masks = producer.send(_Answer(kept))
     except StopIteration as done:
@@ -135,12 +135,13 @@ def test_greedy_refinement_reorders_a_wrong_prior():
     weights = np.array([0.0, 5.0, 1.0, 0.5, 9.0, 0.0, 2.0, 0.1])
     prior = np.array([7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0])  # 4 ranked fifth
     from explain_plugin.methods.segments import refine
+    from explain_plugin.methods.segments.render import SegmentRenderer
 
-    chosen = _drive(refine.greedy(prior, big, 0, steps=3, candidates=8, add=1), weights, big)
+    chosen = _drive(refine.greedy(prior, SegmentRenderer(big), 0, steps=3, candidates=8, add=1), weights, big)
     assert chosen == [4, 1, 6]
     # a prior already in the right order is left alone (the check finds no gain)
     right = weights + 0.01 * np.arange(8)[::-1]
-    assert _drive(refine.greedy(right, big, 0, steps=3, candidates=8, add=1), weights, big) == []
+    assert _drive(refine.greedy(right, SegmentRenderer(big), 0, steps=3, candidates=8, add=1), weights, big) == []
     raw = np.linspace(0, 1, 32).reshape(4, 8)
     lifted = refine.lift(raw, big, chosen)
     top = [lifted[big == k].min() for k in chosen]
@@ -166,3 +167,16 @@ def test_every_method_records_its_quality_in_run_json(datum, project, tmp_path, 
     metrics = item["targets"][0]["metrics"]
     assert 0 <= metrics["deletion_auc"] < metrics["insertion_auc"] <= 1, metrics
     assert metrics["steps"] == 20 and item["evaluations"]["metrics"] >= 42
+
+
+@pytest.mark.parametrize("count", [7, 300])  # OpenCV's table lookup, and numpy past 256 labels
+def test_renderer_draws_exactly_the_kept_segments(count):
+    from explain_plugin.methods.segments.render import SegmentRenderer
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, count, (20, 21))
+    labels.flat[:count] = np.arange(count)  # every label present
+    keep = rng.random((5, count)) < 0.5
+    masks = SegmentRenderer(labels)(keep)
+    assert masks.dtype == np.float32 and masks.shape == (5, 20, 21)
+    np.testing.assert_array_equal(masks, keep[:, labels].astype(np.float32))

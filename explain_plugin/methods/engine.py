@@ -12,6 +12,7 @@ API (one ``Evaluator`` per image)::
     # open loop: masks known ahead (RISE); many batches in flight, answers in order
     for tag, answer in ev.imap(((tag, masks) for ...), purpose="rise"):
         ...
+    loop = ev.imap(source); loop.join(producer(), purpose="refine")  # both in one session
     ev.counts    # {"rise": 1000, "metrics": 80}: masks evaluated per purpose, padding excluded
     ev.padding   # copies inferred only to fill a static batch (launcher.padding; never masks)
 
@@ -101,18 +102,10 @@ class Evaluator:
         return [c.result for c in clients]
 
     def imap(self, source: Iterable[tuple[Any, np.ndarray]], purpose: str = "explain",
-             occlusion: Occlusion | None = None) -> Iterator[tuple[Any, Answer]]:
-        """Open loop: ``(tag, masks)`` pulled ahead of the answers; ``(tag, answer)`` in order."""
-        session = _Session(self, None)
-        client = session.add_open(source, purpose, occlusion or self.occlusion)
-        with session:
-            while True:
-                if client.out:
-                    yield client.out.popleft()
-                elif client.exhausted and not client.outstanding:
-                    return
-                else:
-                    session.step()
+             occlusion: Occlusion | None = None) -> "OpenLoop":
+        """Open loop: ``(tag, masks)`` pulled ahead of the answers; ``(tag, answer)`` in order.
+        Closed-loop producers may ``join`` the same batches while it runs (``OpenLoop``)."""
+        return OpenLoop(self, source, purpose, occlusion or self.occlusion)
 
     def evaluate(self, masks: np.ndarray, purpose: str = "explain",
                  occlusion: Occlusion | None = None) -> Answer:
@@ -120,6 +113,53 @@ class Evaluator:
         def once():
             return (yield masks)
         return self.run([once()], purpose, occlusion)[0]
+
+
+class OpenLoop:
+    """Iterator over an open-loop source's ``(tag, answer)`` pairs, in order.
+
+    ``join(producer)`` adds a closed-loop producer to the same session: its masks
+    fill the batches the source leaves and ride along with the source's, so a
+    dependent search overlaps the tail of the sampling instead of waiting on the
+    device one step at a time. Iteration ends when the source is answered and every
+    joined producer has returned; ``results`` holds their return values.
+    """
+
+    def __init__(self, ev: Evaluator, source, purpose: str, occlusion: Occlusion):
+        self._ev = ev
+        self._session = _Session(ev, None)
+        self._client = self._session.add_open(source, purpose, occlusion)
+        self._joined: list[_Client] = []
+        self._gen = self._iterate()
+
+    def join(self, producer: Producer, purpose: str, occlusion: Occlusion | None = None) -> None:
+        self._joined.append(self._session.add_closed(producer, purpose,
+                                                     occlusion or self._ev.occlusion))
+
+    @property
+    def results(self) -> list[Any]:
+        return [c.result for c in self._joined]
+
+    def _iterate(self) -> Iterator[tuple[Any, Answer]]:
+        client, session = self._client, self._session
+        with session:
+            while True:
+                if client.out:
+                    yield client.out.popleft()
+                elif client.exhausted and not client.outstanding and \
+                        all(c.finished for c in self._joined):
+                    return
+                else:
+                    session.step()
+
+    def __iter__(self) -> "OpenLoop":
+        return self
+
+    def __next__(self) -> tuple[Any, Answer]:
+        return next(self._gen)
+
+    def close(self) -> None:
+        self._gen.close()
 
 
 class _Request:

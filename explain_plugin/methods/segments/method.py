@@ -118,6 +118,7 @@ class Segments(ExplainMethod):
         from explain_plugin.methods.engine import Evaluator
         from explain_plugin.methods.normalize import normalize_maps
         from explain_plugin.methods.occlusion import Occlusion
+        from explain_plugin.methods.segments.render import SegmentRenderer
         from explain_plugin.methods.segments.superpixels import superpixels, upscale_labels
         from explain_plugin.methods.targets import parse_targets, resolve
         from explain_plugin.methods.view import view_of
@@ -152,7 +153,7 @@ class Segments(ExplainMethod):
         started = time.perf_counter()
         small = [superpixels(view.pixels, n, (mh, mw), float(p.get("compactness") or 10.0))
                  for n in levels]
-        big = [upscale_labels(s, vh, vw) for s in small]
+        render = [SegmentRenderer(upscale_labels(s, vh, vw)) for s in small]
         sizes = [int(s.max()) + 1 for s in small]
         # one stream per level: the masks never depend on the batch size
         rngs = [np.random.default_rng(s) for s in
@@ -166,39 +167,54 @@ class Segments(ExplainMethod):
             while done < sampled:
                 count = min(step, sampled - done)
                 group = (done + np.arange(count)) % len(groups)
-                out = np.empty((count, vh, vw), np.bool_)
+                out = np.empty((count, vh, vw), np.float32)
                 keep = []
                 for g, (lv, prob) in enumerate(groups):
                     rows = np.flatnonzero(group == g)
                     keep.append(rngs[g].random((len(rows), sizes[lv])) < prob)
-                    out[rows] = keep[g][:, big[lv]]
+                    out[rows] = render[lv](keep[g])
                 done += count
                 yield (group, keep), out
 
+        def fit(first: int) -> np.ndarray:
+            """The map [T, mh, mw] of the first ``first`` samples (sample i is group i % G),
+            whatever the batches that brought them."""
+            counts = [len(range(g, first, len(groups))) for g in range(len(groups))]
+            coefs = fit_levels([np.concatenate(b)[:n] for b, n in zip(bits, counts)],
+                               [np.concatenate(s)[:n] for s, n in zip(scores, counts)],
+                               [pr for _, pr in groups])
+            out = np.zeros((len(targets), mh, mw), np.float64)
+            for coef, (lv, _) in zip(coefs, groups):
+                out += coef[:, small[lv]] * (sizes[lv] / len(groups))  # per unit of area
+            return out
+
+        fine = int(np.argmax(sizes))
+        cands, add = int(p.get("refine_candidates") or 16), int(p.get("refine_add") or 1)
+        # The greedy steps wait on each other: they start on the map of the samples
+        # answered so far and ride along with the last sampling batches (one session),
+        # so the device never idles between steps.
+        start = max(len(groups) * 2, sampled - refined // 2) if steps else sampled + 1
         evaluator = Evaluator(launcher, view, scorer, occlusion)
         answers = evaluator.imap(masks(), purpose="segments")
-        used = 0
+        used, joined = 0, False
         with threadpool_limits(limits=1, user_api="blas"), closing(answers):
             for (group, keep), answer in answers:
                 for g in range(len(groups)):
                     bits[g].append(keep[g])
                     scores[g].append(answer.scores[np.flatnonzero(group == g)])
                 used += len(group)
+                if used >= start and not joined:
+                    joined, prior = True, fit(start)
+                    for t in range(len(targets)):
+                        answers.join(refine.greedy(
+                            refine.segment_means(prior[t], small[fine], sizes[fine]),
+                            render[fine], t, steps, cands, add), purpose="segments")
                 if progress:
-                    progress(used, total)
-            coefs = fit_levels([np.concatenate(b) for b in bits],
-                               [np.concatenate(s) for s in scores], [pr for _, pr in groups])
-        raw = np.zeros((len(targets), mh, mw), np.float64)
-        for coef, (lv, _) in zip(coefs, groups):
-            raw += coef[:, small[lv]] * (sizes[lv] / len(groups))  # contribution per unit area
+                    progress(evaluator.counts.get("segments", used), total)
+            raw = fit(sampled)
         if steps:
-            fine = int(np.argmax(sizes))
-            producers = [refine.greedy(refine.segment_means(raw[t], small[fine], sizes[fine]),
-                                       big[fine], t, steps, cands, int(p.get("refine_add") or 1))
-                         for t in range(len(targets))]
-            with threadpool_limits(limits=1, user_api="blas"):
-                chosen = evaluator.run(producers, purpose="segments")
-            raw = np.stack([refine.lift(raw[t], small[fine], c) for t, c in enumerate(chosen)])
+            raw = np.stack([refine.lift(raw[t], small[fine], c)
+                            for t, c in enumerate(answers.results)])
             used = evaluator.counts.get("segments", used)
             if progress:
                 progress(used, total)

@@ -16,6 +16,8 @@ from typing import Generator
 
 import numpy as np
 
+from explain_plugin.methods.segments.render import SegmentRenderer
+
 
 def plan(budget: int, targets: int, candidates: int) -> tuple[int, int]:
     """(steps per target, evaluations used) for a refinement budget; 0 steps when it
@@ -32,10 +34,10 @@ def segment_means(raw: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray
     return total / np.maximum(area, 1)
 
 
-def greedy(prior: np.ndarray, big: np.ndarray, target: int, steps: int, candidates: int,
-           add: int) -> Generator[np.ndarray, object, list[int]]:
-    """Producer: the chosen segments in order. ``prior`` [K] ranks the segments of
-    ``big`` (labels at the view's size); ``target`` is the answer column to read."""
+def greedy(prior: np.ndarray, render: SegmentRenderer, target: int, steps: int,
+           candidates: int, add: int) -> Generator[np.ndarray, object, list[int]]:
+    """Producer: the chosen segments in order. ``prior`` [K] ranks the segments
+    ``render`` draws (at the view's size); ``target`` is the answer column to read."""
     count = len(prior)
     order = [int(k) for k in np.argsort(-prior, kind="stable")]
     chosen: list[int] = []
@@ -47,8 +49,7 @@ def greedy(prior: np.ndarray, big: np.ndarray, target: int, steps: int, candidat
         table = np.zeros((len(pool), count), np.bool_)  # [M, K]: the removed/kept set
         table[:, chosen] = True
         table[np.arange(len(pool)), pool] = True
-        sets = table[:, big]  # [M, vh, vw]
-        answer = yield np.concatenate([~sets, sets])
+        answer = yield render(np.concatenate([~table, table]))
         scores = np.asarray(answer.scores[:, target], np.float64)
         gain = scores[len(pool):] - scores[:len(pool)]
         best = np.argsort(-gain, kind="stable")[:add]
@@ -60,8 +61,7 @@ def greedy(prior: np.ndarray, big: np.ndarray, target: int, steps: int, candidat
     table = np.tril(np.ones((len(own), len(own)), np.bool_))  # row i: the top i + 1
     sets = np.zeros((len(own), count), np.bool_)
     sets[:, own] = table
-    sets = sets[:, big]
-    answer = yield np.concatenate([~sets, sets])
+    answer = yield render(np.concatenate([~sets, sets]))
     scores = np.asarray(answer.scores[:, target], np.float64)
     mine = scores[len(own):] - scores[:len(own)]
     return chosen if sum(gains) > float(mine.sum()) else []
