@@ -123,6 +123,27 @@ def test_closed_loop_producers_get_their_own_answers_in_full_batches():
     assert launcher.sizes.count(4) >= 8 and ev.padding <= 4
 
 
+def test_many_producers_start_as_the_queue_drains():
+    """40 producers of 6 masks each: started in order while fewer than a few batches
+    are queued, not all at once (each would hold its masks until answered)."""
+    launcher, ev = make(batch=4, requests=2)
+    live, most = set(), [0]
+
+    def one(k):
+        live.add(k)
+        most[0] = max(most[0], len(live))
+        answer = yield masks_keeping([k % 17] * 6)
+        live.discard(k)
+        return float(answer.scores[0, 0])
+
+    results = ev.run([one(k) for k in range(40)], purpose="metrics")
+    assert results == [pytest.approx((k % 17) / 16) for k in range(40)]
+    assert ev.counts == {"metrics": 240} and ev.padding == 0
+    # a budget of (requests + 2) batches = 16 queued masks, plus the batches in flight
+    assert 2 <= most[0] <= 8
+    assert all(s == 4 for s in launcher.sizes)
+
+
 def test_open_loop_keeps_many_batches_in_flight_and_answers_in_order():
     launcher, ev = make(batch=4, requests=2)
     chunks = [(i, masks_keeping([i % 17] * (1 + i % 5))) for i in range(40)]

@@ -274,6 +274,10 @@ class OpenVinoLauncher(Launcher):
         self._submit_lock = threading.Lock()
         self._output_names = [self._name(o) for o in self._compiled.outputs]
         self._input_dtypes = {self._name(i): i.get_element_type().to_dtype() for i in self._compiled.inputs}
+        # per-batch lookups made once: the input's name, and the geometry of an image
+        # already at the input size (a frozen object every such image shares)
+        self._input_name = self._name(self._input)
+        self._same_size: Any = None
 
         self.categories_info = dict(self.interpreter.get_categories())
         self.categories = self.categories_info.get(AnnotationType.label) or LabelCategories()
@@ -533,10 +537,16 @@ class OpenVinoLauncher(Launcher):
                 or batch.shape[1:] != (3, *self._hw) or self.interpreter.kind != "builtin"
                 or self.rgb or batch.dtype != np.float32 or not batch.flags.c_contiguous):
             return None
-        name = self._name(self._input)
+        name = self._input_name
         if self._input_dtypes[name] != np.float32:
             return None
-        return {name: batch}, (batch, [fit(self._hw, self._hw, self.rescale)] * len(batch))
+        return {name: batch}, (batch, [self._input_size_fit()] * len(batch))
+
+    def _input_size_fit(self):
+        """``fit`` of an image already at the input size (computed once)."""
+        if self._same_size is None:
+            self._same_size = fit(self._hw, self._hw, self.rescale)
+        return self._same_size
 
     def _prepare_batch(self, images: list[np.ndarray], stacked: np.ndarray | None = None
                        ) -> tuple[dict, Any]:
@@ -545,12 +555,12 @@ class OpenVinoLauncher(Launcher):
         originals = images
         if same and self.interpreter.kind != "builtin":
             originals = stacked if stacked is not None else np.stack(images)
-        name = self._name(self._input)
+        name = self._input_name
         if (stacked is not None and self._feed_layout == "NHWC" and not self.rgb
                 and stacked.shape[1:3] == self._hw and stacked.dtype == self._input_dtypes[name]
                 and stacked.flags.c_contiguous):
             # already the model's input, as images: no copy (requests read it in place)
-            return {name: stacked}, (originals, [fit(self._hw, self._hw, self.rescale)] * len(stacked))
+            return {name: stacked}, (originals, [self._input_size_fit()] * len(stacked))
         model_images = images
         if self.interpreter.kind == "1.0" and same:
             model_images = list(self.interpreter.resize(np.asarray(originals, np.float32)))

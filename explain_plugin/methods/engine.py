@@ -97,6 +97,7 @@ class Evaluator:
         session = _Session(self, on_answer)
         clients = [session.add_closed(p, purpose, o) for p, o in zip(producers, occlusion)]
         with session:
+            session.start_closed()
             while not all(c.finished for c in clients):
                 session.step()
         return [c.result for c in clients]
@@ -193,8 +194,11 @@ class _Session:
         self.queued = 0
         self.inflight: deque[tuple[Any, list, int]] = deque()  # (handle, pieces, rows)
         self.open: list[_Client] = []
+        self.unstarted: deque[_Client] = deque()  # closed-loop producers not yet advanced
         # the device's requests, plus one batch ready to start the moment one frees
         self.max_inflight = self.ev.requests + 1
+        # masks queued ahead of the device: enough to keep every batch full
+        self.budget = (self.max_inflight + 1) * self.ev.batch
 
     def __enter__(self):
         return self
@@ -209,10 +213,21 @@ class _Session:
 
     # producers --------------------------------------------------------------
     def add_closed(self, gen: Producer, purpose: str, occlusion: Occlusion) -> _Client:
+        """A closed-loop producer, started by ``start_closed`` once the queue has room."""
         client = _Client(purpose, occlusion)
         client.gen = gen
-        self._advance(client, None, first=True)
+        self.unstarted.append(client)
         return client
+
+    def start_closed(self) -> bool:
+        """Start waiting producers (in order) while fewer than ``budget`` masks are queued:
+        many producers (a metric curve per target, ReX's iterations) then never hold
+        all their masks at once. Whether any started."""
+        started = False
+        while self.unstarted and self.queued < self.budget:
+            self._advance(self.unstarted.popleft(), None, first=True)
+            started = True
+        return started
 
     def add_open(self, source, purpose: str, occlusion: Occlusion) -> _Client:
         client = _Client(purpose, occlusion)
@@ -238,9 +253,8 @@ class _Session:
         request.client.outstanding += request.size
 
     def _pull(self) -> None:
-        budget = (self.max_inflight + 1) * self.ev.batch
         for client in self.open:
-            while not client.exhausted and client.outstanding < budget:
+            while not client.exhausted and client.outstanding < self.budget:
                 try:
                     tag, masks = next(client.source)
                 except StopIteration:
@@ -250,7 +264,7 @@ class _Session:
 
     def _can_grow(self) -> bool:
         """Whether some producer could add masks without waiting for an answer."""
-        return any(not c.exhausted for c in self.open)
+        return bool(self.unstarted) or any(not c.exhausted for c in self.open)
 
     # batches ----------------------------------------------------------------
     def step(self) -> None:
@@ -259,6 +273,7 @@ class _Session:
         while self.inflight and self.inflight[0][0].ready():
             self._collect()
             progressed = True
+        progressed |= self.start_closed()
         self._pull()
         while self.queued >= self.ev.batch and len(self.inflight) < self.max_inflight:
             self._launch(self.ev.batch)

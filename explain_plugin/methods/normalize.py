@@ -26,11 +26,17 @@ def flat_maps(maps: np.ndarray, rtol: float = FLAT_RTOL) -> np.ndarray:
 
 def normalize_maps(maps: np.ndarray, rtol: float = FLAT_RTOL) -> np.ndarray:
     """Min-max normalise each map [T, h, w] to [0, 1] float32; flat maps become
-    exactly 0 (never NaN, never amplified round-off)."""
+    exactly 0 (never NaN, never amplified round-off).
+
+    One output array, written in place: with 1000 maps each temporary the size of
+    ``maps`` would cost as much as the maps themselves."""
     flat = maps.reshape(maps.shape[0], -1)
     lo = flat.min(axis=1, keepdims=True)
     span = flat.max(axis=1, keepdims=True) - lo
     keep = ~flat_maps(maps, rtol)[:, None] & (span > 0)
-    safe = np.where(keep, span, 1.0)
-    out = np.where(keep, (flat - lo) / safe, 0.0).astype(np.float32)
-    return out.reshape(maps.shape)
+    out = flat - lo
+    if out.dtype.kind != "f":  # integer maps divide in float64, as numpy's true division does
+        out = out.astype(np.float64)
+    np.divide(out, np.where(keep, span, 1.0).astype(out.dtype, copy=False), out=out)
+    out[~keep[:, 0]] = 0.0
+    return out.astype(np.float32, copy=False).reshape(maps.shape)

@@ -70,24 +70,38 @@ class SaliencyAccumulator:
             self.weight_sums[half] += block[2]
 
     def _totals(self, half: int, rows: slice = slice(None)
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The half's sums, coverage and weight sums including the open block."""
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        """The half's sums, coverage and weight sums including the open block, and
+        whether the arrays are new (else views of the running sums: read only)."""
         block = self._open_block(half, rows)
         sums, weight_sums = self.sums[half][rows], self.weight_sums[half][rows]
         if block is None:
-            return sums, self.coverage[half], weight_sums
-        return sums + block[0], self.coverage[half] + block[1], weight_sums + block[2]
+            return sums, self.coverage[half], weight_sums, False
+        # in the block's own arrays: a + b == b + a exactly, and no third array
+        np.add(block[0], sums, out=block[0])
+        np.add(block[1], self.coverage[half], out=block[1])
+        return block[0], block[1], weight_sums + block[2], True
 
     def raw(self, halves=(0, 1), rows: slice = slice(None)) -> np.ndarray:
         """E[weight | pixel kept], over the masks' actual coverage of each pixel
-        (``density``) or over its expectation N * p (the paper's); targets ``rows``."""
-        totals = [self._totals(h, rows) for h in halves]
-        sums = np.sum([t[0] for t in totals], axis=0)
+        (``density``) or over its expectation N * p (the paper's); targets ``rows``.
+
+        Summed half by half into one array (the halves' totals are added in the same
+        order as ever, so the values do not depend on how much memory this takes)."""
+        total = cover = None
+        for h in halves:
+            sums, coverage, _, new = self._totals(h, rows)
+            if total is None:
+                total, cover = (sums if new else sums.copy()), coverage.copy()
+            else:
+                total += sums
+                cover += coverage
+            del sums
         if self.density:
-            sums = sums / np.maximum(np.sum([t[1] for t in totals], axis=0), 1e-6)
+            total /= np.maximum(cover, 1e-6)
         else:
-            sums = sums / (max(sum(self.counts[h] for h in halves), 1) * self.prob)
-        return sums.reshape(-1, *self.shape)
+            total /= max(sum(self.counts[h] for h in halves), 1) * self.prob
+        return total.reshape(-1, *self.shape)
 
     def noise(self) -> float:
         """Mean absolute noise of the normalised maps (worst target), from the halves."""
@@ -101,6 +115,9 @@ class SaliencyAccumulator:
         return worst / 2
 
     def snapshot(self, targets, **kwargs) -> Snapshot:
+        if kwargs.get("final"):  # nothing more comes: sum the open blocks in place
+            self._flush(0)
+            self._flush(1)
         raw = self.raw()
         weight_sums = sum(self.weight_sums[h] + (np.concatenate([w for w, _ in part], axis=1)
                                                  .sum(axis=1) if part else 0)
@@ -117,3 +134,8 @@ class SaliencyAccumulator:
                 "with the masks (within float32 round-off), so the map is all 0")
             snap.extra["flat"] = [bool(f) for f in flat]
         return snap
+
+    def release(self) -> None:
+        """Drop the sums (after the final snapshot: the maps hold all that is left)."""
+        self.sums = self.coverage = None
+        self._pending = [[], []]

@@ -9,20 +9,31 @@ from __future__ import annotations
 import numpy as np
 
 
-def _interp_matrix(size: int, cells: int, cell: float, shift: np.ndarray) -> np.ndarray:
-    """Bilinear weights [B, size, cells + 1] of the grid nodes for each output pixel.
+def _interp_matrix(size: int, cells: int, cell: float, shift: np.ndarray,
+                   nodes_first: bool = False) -> np.ndarray:
+    """Bilinear weights [B, size, cells + 1] of the grid nodes for each output pixel
+    ([B, cells + 1, size] with ``nodes_first``: the right operand of a product).
 
     Output pixel ``i`` of mask ``b`` samples the upsampled grid at ``i + shift[b]``
     (pixel centres, as cv2.INTER_LINEAR does; edges replicate).
     """
+    count = shift.shape[0]
     pos = (np.arange(size, dtype=np.float32)[None, :] + shift[:, None] + 0.5) / cell - 0.5
     pos = np.clip(pos, 0.0, float(cells))
     lo = np.minimum(np.floor(pos).astype(np.int64), cells - 1)
     frac = (pos - lo).astype(np.float32)
-    weights = np.zeros((shift.shape[0], size, cells + 1), dtype=np.float32)
-    b, i = np.indices(lo.shape)
-    weights[b, i, lo] = 1.0 - frac
-    weights[b, i, lo + 1] = frac
+    # two weights per pixel, written at flat offsets (no index grids)
+    if nodes_first:
+        weights = np.zeros((count, cells + 1, size), dtype=np.float32)
+        at = (np.arange(count) * ((cells + 1) * size))[:, None] + lo * size + np.arange(size)
+        step = size
+    else:
+        weights = np.zeros((count, size, cells + 1), dtype=np.float32)
+        at = np.arange(count * size).reshape(count, size) * (cells + 1) + lo
+        step = 1
+    flat = weights.reshape(-1)
+    flat[at] = 1.0 - frac
+    flat[at + step] = frac
     return weights
 
 
@@ -52,8 +63,13 @@ class MaskGenerator:
         """Masks float32 [count, height, width] in [0, 1] for sampled grids and shifts."""
         cell_h, cell_w = height / self.grid_h, width / self.grid_w
         wy = _interp_matrix(height, self.grid_h, cell_h, shifts[:, 0] * cell_h)
-        wx = _interp_matrix(width, self.grid_w, cell_w, shifts[:, 1] * cell_w)
-        return np.matmul(np.matmul(wy, grids), wx.transpose(0, 2, 1))
+        rows = np.matmul(wy, grids)
+        if height == 1:  # one row: numpy's vector product sums in the operand's layout order
+            wx = _interp_matrix(width, self.grid_w, cell_w, shifts[:, 1] * cell_w)
+            return np.matmul(rows, wx.transpose(0, 2, 1))
+        # x weights made as the product's right operand (no transposed copy for BLAS)
+        wx = _interp_matrix(width, self.grid_w, cell_w, shifts[:, 1] * cell_w, nodes_first=True)
+        return np.matmul(rows, wx)
 
     def next(self, count: int, height: int, width: int) -> np.ndarray:
         return self.render(*self.sample(count), height, width)

@@ -137,6 +137,7 @@ class Rise(ExplainMethod):
                     yield snap
             if final is None:
                 final = snapshot(final=True, extra={"noise": acc.noise()})
+            acc.release()  # the maps hold the result: free the sums before the metrics run
             final.extra["seconds"] = time.perf_counter() - started
             final.extra["padding"] = evaluator.padding  # never counted as masks
             if p.get("metrics", False):
