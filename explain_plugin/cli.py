@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 
@@ -116,4 +117,14 @@ def _debug_traceback() -> None:
 
 def run() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    code = main()
+    if code == 130:
+        # Interrupted: every result is already saved and the run folder released. Skip
+        # the interpreter's teardown, where native thread pools (OpenVINO's, OpenCV's)
+        # still winding down from the interrupted work can abort the process
+        # ("terminate called without an active exception", exit -6) after the
+        # one-line message.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
