@@ -189,7 +189,7 @@ class Segments(ExplainMethod):
             return out
 
         fine = int(np.argmax(sizes))
-        cands, add = int(p.get("refine_candidates") or 16), int(p.get("refine_add") or 1)
+        add = int(p.get("refine_add") or 1)
         # The greedy steps wait on each other: they start on the map of the samples
         # answered so far and ride along with the last sampling batches (one session),
         # so the device never idles between steps.
