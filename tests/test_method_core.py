@@ -33,6 +33,43 @@ def test_blend_is_base_plus_mask_times_difference(value):
                                atol=1e-3)
 
 
+def _datumaro_uint8(images: np.ndarray) -> np.ndarray:
+    """What Datumaro's ImageFromNumpy.data makes of float pixels."""
+    return np.clip(images, 0.0, 255.0).astype(np.uint8)
+
+
+@pytest.mark.parametrize("value", ["0", "mean", "blur"])
+@pytest.mark.parametrize("low, high, in_range", [(0, 255, True), (-80, 400, False)])
+def test_8bit_blend_is_datumaros_reading_of_the_float_blend(value, low, high, in_range):
+    rng = np.random.default_rng(3)
+    image = rng.uniform(low, high, (30, 20, 3)).astype(np.float32)
+    image[0, :3] = [low, high, 255]  # the extremes, and a pixel a blend keeps at 255
+    occ = Occlusion(image, mask_base(image, value, cell=4))
+    assert occ.in_range is in_range  # in range: the 8-bit blend skips the clip
+    masks = rng.uniform(0, 1, (6, 30, 20)).astype(np.float32)
+    masks[0] = 1.0
+    masks[1, :5] = np.nextafter(np.float32(1), np.float32(2))  # interpolation round-off
+    masks[2, :5] = -np.float32(1e-7)
+    cases = [masks, masks > 0.5, masks.astype(np.float64)]
+    if in_range:  # far outside [0, 1]: the clip is back
+        cases.append(masks * 3 - 1)
+    for m in cases:
+        expected = _datumaro_uint8(occ(m))
+        out = np.zeros((len(m), 30, 20, 3), np.uint8)
+        assert occ(m, out=out) is out
+        np.testing.assert_array_equal(out, expected)
+        first = np.zeros((len(m), 3, 30, 20), np.uint8)
+        np.testing.assert_array_equal(occ(m, out=first, channels_first=True),
+                                      _datumaro_uint8(occ(m, channels_first=True)))
+        window = occ.window(slice(2, 20), slice(5, 15))
+        part = np.zeros((len(m), 18, 10, 3), np.uint8)
+        np.testing.assert_array_equal(window(m[:, 2:20, 5:15], out=part), expected[:, 2:20, 5:15])
+    # more planes than cv2.merge takes: converted from the float blend
+    wide = Occlusion(np.concatenate([image, image[..., :2]], axis=2), np.zeros((1, 1, 5), np.float32))
+    out = np.zeros((6, 30, 20, 5), np.uint8)
+    np.testing.assert_array_equal(wide(masks, out=out), _datumaro_uint8(wide(masks)))
+
+
 def test_mask_bases():
     image = np.zeros((8, 8, 3), np.float32)
     image[:, :4] = 200

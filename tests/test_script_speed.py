@@ -516,3 +516,74 @@ def test_blocked_accumulation_and_chunked_noise_match_step_by_step(monkeypatch):
     assert blocked[2] == stepwise[2] == 360
     np.testing.assert_allclose(blocked[0], stepwise[0], rtol=1e-5)
     assert blocked[1] == pytest.approx(stepwise[1], rel=1e-4) and blocked[1] > 0
+
+
+# 1.5+ scripts: masked images blended as 8-bit, items built without validators ---------
+ITEM_CHECKING_1X = DOC_1X.replace(
+    '''            img = inp.media.data.astype(np.float32)''',
+    '''            assert type(inp) is DatasetItem and isinstance(inp, DatasetItem), type(inp)
+            assert inp == DatasetItem(id=inp.id, media=inp.media) and inp.subset == "default"
+            assert inp.wrap(id="other").id == "other" and not inp.annotations
+            data = inp.media.data
+            assert data.dtype == np.uint8 and data.shape == (48, 64, 3), data.dtype
+            img = data.astype(np.float32)''')
+
+
+def float_blend(monkeypatch) -> None:
+    """Launchers take masked images as float32, converted to 8-bit per batch (as before)."""
+    monkeypatch.setattr(OpenVinoLauncher, "masked_dtype", property(lambda self: np.dtype(np.float32)))
+
+
+@pytest.mark.parametrize("mask_value", ["0", "mean"])
+def test_8bit_blend_gives_the_maps_of_the_float_blend(known_models, scripts, monkeypatch, mask_value):
+    """A 1.5+ script reads its items' media as uint8: the engine blends straight into
+    uint8 (no clip when the image is within 0..255) with the maps of blending as
+    float32 and converting; an image outside 0..255 is still clipped."""
+    xml = known_models["classifier"]
+    lau = launcher(xml, scripts["1x"])
+    assert lau.masked_dtype == np.uint8 and launcher(xml, scripts["0x"]).masked_dtype == np.float32
+    sent = []
+    submit = lau.submit
+    monkeypatch.setattr(lau, "submit", lambda images: sent.append(images.dtype) or submit(images))
+    inside = quadrant_image()
+    outside = inside.astype(np.float32) * 3 - 200  # -20..490: most pixels clip
+    rise = Rise.with_defaults(max_samples=48, seed=5, targets="all", mask_value=mask_value)
+    maps = {name: list(rise.explain(lau, image))[-1].maps
+            for name, image in (("inside", inside), ("outside", outside))}
+    assert set(sent) == {np.dtype(np.uint8)}
+    with monkeypatch.context() as m:
+        float_blend(m)
+        reference = launcher(xml, scripts["1x"])
+        for name, image in (("inside", inside), ("outside", outside)):
+            np.testing.assert_array_equal(maps[name], list(rise.explain(reference, image))[-1].maps,
+                                          err_msg=name)
+    assert not np.array_equal(maps["inside"], maps["outside"])
+
+
+def test_scripts_that_check_the_item_type_get_datumaros_item(tmp_path, known_models, scripts):
+    lau = launcher(known_models["classifier"], write(tmp_path, "item_check.py", ITEM_CHECKING_1X))
+    assert lau.interpretation_path == "exact" and "type()" in lau.interpretation_reason
+    image = quadrant_image()
+    maps = rise_maps(lau, image)  # the script's asserts hold for every masked image
+    np.testing.assert_array_equal(maps, rise_maps(launcher(known_models["classifier"], scripts["1x"]), image))
+
+
+def test_script_cpu_counts_only_the_scripts_own_calls(tmp_path, known_models, scripts):
+    slow = DOC_1X.replace("            return img.transpose(2, 0, 1), None",
+                          "            import time\n"
+                          "            end = time.thread_time() + 0.002\n"
+                          "            while time.thread_time() < end:\n"
+                          "                pass\n"
+                          "            return img.transpose(2, 0, 1), None")
+    image = quadrant_image()
+    for path, least in ((scripts["1x"], 0.0), (write(tmp_path, "slow.py", slow), 0.002 * 16)):
+        lau = launcher(known_models["classifier"], path)
+        lau.predict([image] * 16)
+        assert lau.interpreter.script_cpu == 0.0  # off unless asked for
+        lau.interpreter.timing = True
+        lau.predict([image] * 16)
+        assert least < lau.interpreter.script_cpu < least + 1.0
+    builtin = launcher(known_models["classifier"], None)
+    builtin.interpreter.timing = True
+    builtin.predict([image] * 4)
+    assert builtin.interpreter.script_cpu == 0.0  # no script: no user code

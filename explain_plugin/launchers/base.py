@@ -82,6 +82,13 @@ class Launcher(ABC):
         return None
 
     @property
+    def masked_dtype(self) -> np.dtype:
+        """The dtype of the masked views methods ``submit``: float32, or uint8 for a
+        launcher that reads them as 8-bit anyway (clipped to 0..255 and truncated, as
+        Datumaro's ``ImageFromNumpy`` does): the blend then writes them directly."""
+        return np.dtype(np.float32)
+
+    @property
     def batch_size(self) -> int:
         """A batch size that keeps the device busy (what methods should feed)."""
         return 1

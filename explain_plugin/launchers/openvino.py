@@ -412,6 +412,12 @@ class OpenVinoLauncher(Launcher):
         return self._feed_layout
 
     @property
+    def masked_dtype(self) -> np.dtype:
+        """uint8 for a Datumaro 1.5+ script: its ``DatasetItem`` media is 8-bit."""
+        takes_item = self._is_item and self.interpreter.takes_item
+        return np.dtype(np.uint8 if takes_item else np.float32)
+
+    @property
     def requests(self) -> int:
         """Inference requests kept in flight."""
         return self._requests
@@ -570,7 +576,7 @@ class OpenVinoLauncher(Launcher):
         return {name: x}, (originals, geometries)
 
     def _prepare_items(self, images: list[np.ndarray]) -> tuple[dict, Any]:
-        prepared = [self.interpreter.preprocess(image, i) for i, image in enumerate(images)]
+        prepared = self.interpreter.preprocess_all(images)
         infos = [info for _, info in prepared]
         names = list(self._input_dtypes)
         grouped: dict[str, list] = {name: [] for name in names}
@@ -623,11 +629,9 @@ class OpenVinoLauncher(Launcher):
         chunks = self._outputs(job)
         n, b = job.count, self._batch
         if self._is_item:
-            results = []
-            for i, info in enumerate(ctx):
-                outs = chunks[i // b]
-                pred = {name: out[i % b] for name, out in zip(self._output_names, outs)}
-                results.append(self.interpreter.postprocess(pred, info))
+            preds = [{name: out[i % b] for name, out in zip(self._output_names, chunks[i // b])}
+                     for i in range(len(ctx))]
+            results = self.interpreter.postprocess_all(preds, ctx)
         else:
             originals, geometries = ctx
             if self._per_image:  # one script call for the whole batch, as Datumaro made it

@@ -69,6 +69,8 @@ class Evaluator:
         # ... and as the model's input itself when it is NCHW (contiguous planes)
         self.channels_first = self.window is not None and \
             getattr(launcher, "window_layout", "NHWC") == "NCHW" and view.pixels.shape[2] == 3
+        # uint8 when the launcher reads images as 8-bit anyway: blended straight into it
+        self.dtype = np.dtype(getattr(launcher, "masked_dtype", np.float32))
         self._windowed: dict[int, tuple[Occlusion, Occlusion]] = {}
 
     def blender(self, occlusion: Occlusion) -> Occlusion:
@@ -309,7 +311,7 @@ class _Session:
         if ev.window is not None:
             vh, vw = (s.stop - s.start for s in ev.window)
         first = ev.channels_first
-        images = np.empty((rows, channels, vh, vw) if first else (rows, vh, vw, channels), np.float32)
+        images = np.empty((rows, channels, vh, vw) if first else (rows, vh, vw, channels), ev.dtype)
         at = 0
         for request, start, stop in pieces:
             ev.blender(request.client.occlusion)(request.masks[start:stop][cut],

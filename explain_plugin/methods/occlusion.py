@@ -3,12 +3,29 @@
 Every perturbation method (RISE's soft masks, ReX's boxes, the metrics' pixel
 ranks) shows the model images made by one ``Occlusion``: mask 1 keeps a pixel,
 0 replaces it by the base (0, the image's mean colour, or a Gaussian blur).
+
+Launchers that read images as 8-bit anyway (``Launcher.masked_dtype``: a Datumaro
+1.5+ script's ``DatasetItem`` media) get the blend as uint8, converted the way
+Datumaro's ``ImageFromNumpy`` does (clip to 0..255, truncate) plane by plane.
 """
 from __future__ import annotations
 
 import numpy as np
 
 MASK_VALUES = ("0", "mean", "blur")
+# Masks this far outside [0, 1] (float rounding of interpolated masks) keep a blend of
+# 0..255 pixels within (-1, 256), where truncation to uint8 equals clip-then-truncate.
+_MASK_SLACK = 1 / 512
+
+
+def _within(values, lo: float, hi: float) -> bool:
+    """Whether every value is in [lo, hi] (False with NaN)."""
+    values = np.asarray(values)
+    return values.size == 0 or bool(values.min() >= lo and values.max() <= hi)
+
+
+def _unit_masks(masks: np.ndarray) -> bool:
+    return masks.dtype == np.bool_ or _within(masks, -_MASK_SLACK, 1 + _MASK_SLACK)
 
 
 def mask_base(image: np.ndarray, value: str, cell: float = 8.0) -> np.ndarray:
@@ -41,6 +58,9 @@ class Occlusion:
         self.planes = [np.ascontiguousarray(delta[..., c]) for c in range(image.shape[2])]
         self.base = None if not np.any(base) else np.ascontiguousarray(
             np.broadcast_to(base, image.shape), dtype=np.float32)
+        # checked once per image: then 8-bit blends need no clip (see ``_MASK_SLACK``)
+        self.in_range = _within(image, 0.0, 255.0) and _within(base, 0.0, 255.0)
+        self._base_planes = None
 
     @classmethod
     def of(cls, image, value: str, cell: float = 8.0) -> "Occlusion":
@@ -56,14 +76,19 @@ class Occlusion:
         sub.planes = [np.ascontiguousarray(p[rows, cols]) for p in self.planes]
         sub.base = None if self.base is None else np.ascontiguousarray(self.base[rows, cols])
         sub.shape = (*sub.planes[0].shape, len(sub.planes))
+        sub.in_range, sub._base_planes = self.in_range, None
         return sub
 
     def __call__(self, masks: np.ndarray, out: np.ndarray | None = None,
                  channels_first: bool = False) -> np.ndarray:
         """float32 [K, h, w, C] images for masks [K, h, w] (written into ``out`` if given);
-        [K, C, h, w] with ``channels_first`` (contiguous planes: the faster write)."""
+        [K, C, h, w] with ``channels_first`` (contiguous planes: the faster write).
+        A uint8 ``out`` gets the blend as Datumaro reads float pixels: clipped to 0..255
+        and truncated (the clip skipped where it cannot change a value)."""
         import cv2
 
+        if out is not None and out.dtype == np.uint8:
+            return self._uint8(masks, out, channels_first)
         if masks.dtype != np.float32:
             masks = masks.astype(np.float32)
         if out is None:
@@ -81,4 +106,32 @@ class Occlusion:
                 cv2.merge([cv2.multiply(mask, plane) for plane in self.planes], dst=out[k])
         if self.base is not None:
             out += self.base.transpose(2, 0, 1) if channels_first else self.base
+        return out
+
+    def _uint8(self, masks: np.ndarray, out: np.ndarray, channels_first: bool) -> np.ndarray:
+        """The float32 blend, clipped to 0..255 unless the image, the base and the masks
+        keep it within (-1, 256), and truncated into ``out``; contiguous planes
+        converted, then interleaved as 8-bit (a quarter of the float traffic)."""
+        import cv2
+
+        clip = not (self.in_range and _unit_masks(masks))
+        if channels_first or len(self.planes) > 4:
+            blend = self(masks, channels_first=channels_first)
+            if clip:
+                np.clip(blend, 0.0, 255.0, out=blend)
+            np.copyto(out, blend, casting="unsafe")
+            return out
+        if masks.dtype != np.float32:
+            masks = masks.astype(np.float32)
+        if self.base is not None and self._base_planes is None:
+            self._base_planes = [np.ascontiguousarray(self.base[..., c]) for c in range(len(self.planes))]
+        for k, mask in enumerate(masks):
+            planes = [cv2.multiply(mask, plane) for plane in self.planes]
+            for c, plane in enumerate(planes):
+                if self._base_planes is not None:
+                    plane += self._base_planes[c]
+                if clip:
+                    np.clip(plane, 0.0, 255.0, out=plane)
+                planes[c] = plane.astype(np.uint8)
+            cv2.merge(planes, dst=out[k])
         return out
