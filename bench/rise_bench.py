@@ -43,7 +43,10 @@ less than wall time), the raw bound (a bare ``AsyncInferQueue`` on pre-made
 NCHW tensors of the same IR at the launcher's batch, in the same process; its CPU
 is the timed loop's, not the compile's) and the marginal cost per mask between
 the smallest and largest N: (RISE_hi - RISE_lo) / ((hi - lo) x the raw bound per
-image, pooled over both N), and the launcher's interpretation path.
+image, pooled over both N), and the launcher's interpretation path. The script's
+own CPU (``time.thread_time`` inside its preprocess/postprocess/process_outputs
+calls: ``Interpreter.timing``) is reported per mask, and the marginal cost again
+with it taken out ("ours, excluding the script's own code").
 ``--memory``: peak RSS of building a fresh launcher and explaining (smallest N)
 against the peer, a plain-numpy async RISE on the same IR (``reference_rise``:
 static batch, masks at the input size, all-class sums at the saliency size),
@@ -392,6 +395,8 @@ def overhead_worker(args) -> None:
         pool = list(masks[..., None] * work[None])
         del masks
         targets = None if args.targets == "top1" else args.targets
+        # CPU inside the user's preprocess/postprocess/process_outputs (0 for builtin)
+        launch.interpreter.timing = True
         # warm-up: inference, the launcher's buffers and RISE's code paths
         _stream_bound(launch, pool, 4 * launch.batch_size)
         for _ in Rise.with_defaults(max_samples=2 * launch.batch_size, targets=targets).explain(launch, image):
@@ -406,14 +411,17 @@ def overhead_worker(args) -> None:
                 raw, raw_cpu = _raw_bound(files, launch, pool, n)
                 rise = Rise.with_defaults(max_samples=n, targets=targets, seed=rep)
                 with Rss() as rss:
+                    script = launch.interpreter.script_cpu
                     start, cpu = time.perf_counter(), time.process_time()
                     for snap in rise.explain(launch, image):
                         pass
                     wall = time.perf_counter() - start
                     rise_cpu = time.process_time() - cpu
+                    script = launch.interpreter.script_cpu - script
                 runs[n] = {"wall": wall, "bound": bound, "rate": rate, "ratio": wall / bound,
                            "raw": raw, "raw_ratio": wall / raw, "path": launch.interpretation_path,
                            "cpu": rise_cpu, "raw_cpu": raw_cpu, "cpu_ratio": rise_cpu / raw_cpu,
+                           "script_cpu": script,
                            "stream_cpu_ratio": stream_cpu / raw_cpu,
                            "rss_mb": rss.peak_mb, "base_mb": rss.base_mb,
                            "maps": list(snap.maps.shape), "resettable": rss.resettable}
@@ -470,14 +478,17 @@ def overhead(args, sizes: list[int]) -> None:
           f"script x targets in one process, every N of a rep back to back)")
     print(f"  {'script':>7} {'path':>7} {'N':>5} {'targets':>7} {'maps':>14} {'stream img/s':>12} "
           f"{'RISE img/s':>10} {'ratio':>6} {'raw ratio':>9} {'CPU ratio':>9} "
-          f"{'peak dRSS MB':>12} {'load':>5}")
+          f"{'peak dRSS MB':>12} {'script ms/img':>13} {'load':>5}")
     for script, n, targets, runs, _, load in rows:
         print(f"  {script:>7} {runs[0]['path']:>7} {n:5d} {targets:>7} "
               f"{'x'.join(map(str, runs[0]['maps'])):>14} "
               f"{med(r['rate'] for r in runs):12.1f} {med(n / r['wall'] for r in runs):10.1f} "
               f"{med(r['ratio'] for r in runs):6.3f} "
               f"{med(r['raw_ratio'] for r in runs):9.3f} {med(r['cpu_ratio'] for r in runs):9.3f} "
-              f"{max(r['rss_mb'] for r in runs):12.1f} {load:5.1f}")
+              f"{max(r['rss_mb'] for r in runs):12.1f} "
+              f"{med(1e3 * r.get('script_cpu', 0.0) / n for r in runs):13.3f} {load:5.1f}")
+    print("  (script ms/img: thread CPU inside the script's own preprocess/postprocess/"
+          "process_outputs calls, per mask)")
     if len(sizes) > 1:
         lo, hi = min(sizes), max(sizes)
         print(f"  marginal cost per mask between N={lo} and N={hi} over the raw bound "
@@ -495,6 +506,18 @@ def overhead(args, sizes: list[int]) -> None:
                 print(f"  {script:>7} {targets:>7}: wall {med(pairs):.3f} "
                       f"({', '.join(f'{p:.3f}' for p in pairs)}); process CPU {med(cpu):.3f} "
                       f"({', '.join(f'{p:.3f}' for p in cpu)})")
+                if not any(r.get("script_cpu") for r in get[hi]):
+                    continue
+                # ours alone: the script's own CPU taken out of RISE's wall and CPU time
+                raw_img = [(h["raw"] + l["raw"]) / (hi + lo) for l, h in zip(get[lo], get[hi])]
+                own = [(h["script_cpu"] - l["script_cpu"]) / (hi - lo) for l, h in zip(get[lo], get[hi])]
+                ours = [p - o / r for p, o, r in zip(pairs, own, raw_img)]
+                raw_cpu_img = [(h["raw_cpu"] + l["raw_cpu"]) / (hi + lo) for l, h in zip(get[lo], get[hi])]
+                ours_cpu = [c - o / r for c, o, r in zip(cpu, own, raw_cpu_img)]
+                print(f"  {'':>7} {'':>7}  the script's own code {1e3 * med(own):.3f} ms/mask "
+                      f"(= {med(o / r for o, r in zip(own, raw_img)):.3f} x raw wall per image); "
+                      f"ours, excluding it: wall {med(ours):.3f} "
+                      f"({', '.join(f'{p:.3f}' for p in ours)}); process CPU {med(ours_cpu):.3f}")
     if args.memory:
         print("  peak RSS with the model (MB over the RSS before building it): ours = a fresh "
               "launcher + RISE; peer = plain-numpy async RISE (compile + run, static batch):")
