@@ -58,6 +58,7 @@ def test_8bit_blend_is_datumaros_reading_of_the_float_blend(value, low, high, in
         out = np.zeros((len(m), 30, 20, 3), np.uint8)
         assert occ(m, out=out) is out
         np.testing.assert_array_equal(out, expected)
+        np.testing.assert_array_equal(occ(m, channels_first=True), occ(m).transpose(0, 3, 1, 2))
         first = np.zeros((len(m), 3, 30, 20), np.uint8)
         np.testing.assert_array_equal(occ(m, out=first, channels_first=True),
                                       _datumaro_uint8(occ(m, channels_first=True)))

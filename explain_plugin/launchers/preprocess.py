@@ -133,8 +133,8 @@ def prepare_batch(
         if mode == "crop":
             resized = resized[g.oy : g.oy + h, g.ox : g.ox + w]
         if (rh, rw) == (h, w) or mode == "crop":
-            if nchw and resized.dtype == np.float32:
-                cv2.split(np.ascontiguousarray(resized), [out[i, c] for c in order])
+            if nchw and resized.dtype == np.float32:  # a crop's rows are read in place
+                cv2.split(resized, [out[i, c] for c in order])
             elif nchw:
                 out[i] = resized.transpose(2, 0, 1)[sel]
             else:
