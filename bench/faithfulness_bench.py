@@ -25,6 +25,9 @@ the runs). CPU over the bound: the process's CPU time during the explanation / (
 the stream's CPU per image), steadier than wall time when other jobs share the cores.
 ``--reps R`` times each explanation R times, each against a bound measured right before it,
 and keeps the median ratios. The machine is shared and loaded: compare ratios and medians.
+``--seeds S`` explains with seeds 0..S-1 (every explainer but SHAP's Partition, which draws
+nothing at random): a median over 8 photos moves by a few thousandths with the seed alone, so
+the table adds, per explainer, the mean and the range of the per-seed medians.
 
 Known answer: the quadrant classifier (``samples/known_answer.py``: class k's logit
 is the mean of quadrant k) on a 96x144 grey-noise image, each of the 4 classes a
@@ -195,47 +198,58 @@ def bound_of(launch, view_pixels: np.ndarray) -> tuple[float, float, float]:
     return max(0.0, total - 256 / rate), rate, (time.process_time() - cpu) / 256
 
 
-def explain_one(name, launch, image, budget, targets, extra):
+SEEDLESS = ("shap",)  # explainers whose result does not depend on a seed
+
+
+def explain_one(name, launch, image, budget, targets, extra, seed: int = 0):
     if name == "shap":
         return run_shap(launch, image, budget, targets)
     if name == "lime":
-        return run_lime(launch, image, budget, targets)
-    return run_package(name, launch, image, budget, targets, extra.get(name, {}))
+        return run_lime(launch, image, budget, targets, seed=seed)
+    params = dict(extra.get(name, {}))
+    params.setdefault("seed", seed)
+    return run_package(name, launch, image, budget, targets, params)
 
 
 def bench_images(launch, images: dict, boxes: dict, budgets, explainers, extra, targets=None,
-                 log=print, reps: int = 1) -> list[dict]:
-    """One row per (image, budget, explainer). With ``reps`` > 1 each explanation is timed
-    that many times, each against a bound measured right before it; the row keeps the
+                 log=print, reps: int = 1, seeds: int = 1) -> list[dict]:
+    """One row per (image, budget, explainer, seed). With ``reps`` > 1 each explanation is
+    timed that many times, each against a bound measured right before it; the row keeps the
     median ratios (a shared machine's load comes and goes within a minute)."""
     rows = []
     for name, image in images.items():
         view, _, found = context(launch, image, targets)
         for budget in budgets:
-            for ex in explainers:
+            for ex, seed in [(e, s) for e in explainers
+                             for s in range(1 if e in SEEDLESS else seeds)]:
                 ratios, cpus = [], []
                 for _ in range(reps):
                     latency, rate, img_cpu = bound_of(launch, view.pixels)
                     cpu = time.process_time()
-                    sal, evals, wall = explain_one(ex, launch, image, budget, targets, extra)
+                    sal, evals, wall = explain_one(ex, launch, image, budget, targets, extra, seed)
                     cpus.append((time.process_time() - cpu) / (evals * img_cpu))
                     ratios.append(wall / (latency + evals / rate))
                 m = measure(launch, image, sal, targets, boxes[name])
-                row = {"image": name, "budget": budget, "explainer": ex, "evaluations": evals,
+                row = {"image": name, "budget": budget, "explainer": ex, "seed": seed,
+                       "evaluations": evals,
                        "deletion": m["deletion_auc"], "insertion": m["insertion_auc"],
                        "pointing": float(m.get("pointing", False)),
                        "energy": m.get("energy_in_box", 0.0),
                        "ratio": statistics.median(ratios), "cpu_ratio": statistics.median(cpus),
                        "wall": wall, "label": found[0].name}
                 rows.append(row)
-                log(f"  {name:>12} {budget:5d} {ex:>9} {evals:6d} {row['deletion']:7.3f} "
+                log(f"  {name:>12} {budget:5d} {ex:>9} {seed:4d} {evals:6d} {row['deletion']:7.3f} "
                     f"{row['insertion']:7.3f} {row['pointing']:4.0f} {row['energy']:6.3f} "
                     f"{row['ratio']:6.2f} {row['cpu_ratio']:6.2f}  {row['label']}")
     return rows
 
 
 def table(rows: list[dict], title: str) -> None:
+    """Medians over images (of seed 0's rows), then the spread of the medians over seeds."""
     med = statistics.median
+    seeds = sorted({r.get("seed", 0) for r in rows})
+    spread = [r for r in rows if r.get("seed", 0) != 0]
+    rows = [r for r in rows if r.get("seed", 0) == 0]
     print(f"\n{title} (medians over images)")
     print("| explainer | budget | evaluations | deletion AUC | insertion AUC | pointing | "
           "energy in box | time over bound | CPU over bound |")
@@ -249,6 +263,27 @@ def table(rows: list[dict], title: str) -> None:
               f"{statistics.mean(r['pointing'] for r in sel):.2f} | "
               f"{med(r['energy'] for r in sel):.3f} | {med(r['ratio'] for r in sel):.2f}x | "
               f"{med(r['cpu_ratio'] for r in sel):.2f}x |")
+    if len(seeds) > 1:
+        seeds_table(rows + spread, keys, seeds)
+
+
+def seeds_table(rows: list[dict], keys, seeds: list[int]) -> None:
+    """Per explainer and budget: the median over images for each seed, their mean and range."""
+    med = statistics.median
+    print(f"\nThe same over seeds {seeds[0]}..{seeds[-1]} (median over images per seed)")
+    print("| explainer | budget | seeds | deletion AUC: mean [min, max] | "
+          "insertion AUC: mean [min, max] |")
+    print("|---|---|---|---|---|")
+    for ex, budget in keys:
+        per = {}
+        for r in rows:
+            if r["explainer"] == ex and r["budget"] == budget:
+                per.setdefault(r.get("seed", 0), []).append(r)
+        dele = [med(r["deletion"] for r in sel) for sel in per.values()]
+        ins = [med(r["insertion"] for r in sel) for sel in per.values()]
+        print(f"| {ex} | {budget} | {len(per)} | {statistics.mean(dele):.4f} "
+              f"[{min(dele):.4f}, {max(dele):.4f}] | {statistics.mean(ins):.3f} "
+              f"[{min(ins):.3f}, {max(ins):.3f}] |")
 
 
 def known_answer_rows(budgets, explainers, extra, tmp: Path) -> list[dict]:
@@ -300,6 +335,9 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="write every row here")
     parser.add_argument("--reps", type=int, default=1,
                         help="time each explanation this many times (median ratios)")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="explain with seeds 0..S-1 (not SHAP: it has no randomness); "
+                             "the table adds the mean and range of the per-seed medians")
     args = parser.parse_args()
     if args.quick:
         args.photos, args.budgets = "chelsea,coffee", "500"
@@ -323,10 +361,10 @@ def main() -> None:
         launch = launcher(files)
         print(f"model: {files['name']}; batch {launch.batch_size}; photos: {', '.join(names)}; "
               f"budgets {budgets}; explainers {explainers}; extra {extra}")
-        print(f"  {'image':>12} {'budget':>5} {'explainer':>9} {'evals':>6} {'del':>7} {'ins':>7} "
+        print(f"  {'image':>12} {'budget':>5} {'explainer':>9} {'seed':>4} {'evals':>6} {'del':>7} {'ins':>7} "
               f"{'pt':>4} {'energy':>6} {'ratio':>6} {'cpu':>6}  class")
         out["photos"] = bench_images(launch, images, boxes, budgets, explainers, extra,
-                                     reps=args.reps)
+                                     reps=args.reps, seeds=args.seeds)
         table(out["photos"], f"Real photos ({len(names)}), EfficientNet-Lite0")
         if not args.skip_known:
             print("\nknown-answer quadrant classifier")

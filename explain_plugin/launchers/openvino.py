@@ -484,6 +484,17 @@ class OpenVinoLauncher(Launcher):
             if pending:  # closed early: requests still read shared inputs
                 self._queue.wait_all()
 
+    def __del__(self) -> None:
+        # Let every request's callback finish (waiting without the GIL) before the queue
+        # and compiled model go: their destructors join OpenVINO's stream threads while
+        # holding the GIL, and a thread still inside a callback waits for it (a deadlock).
+        queue = self.__dict__.get("_queue")
+        if queue is not None:
+            try:
+                queue.wait_all()
+            except Exception:  # interpreter shutdown: nothing left to protect
+                pass
+
     def submit(self, batch: Sequence[np.ndarray]) -> Pending:
         """Start one batch on the async queue and return at once (the engine's primitive)."""
         return _OvPending(self, *self._submit(batch))
